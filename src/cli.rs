@@ -1,0 +1,192 @@
+//! Command-line definitions: every flag is declared once, here. `--help`, the
+//! man page (`evq --generate man`) and the run plan all derive from these.
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Stream processor for NDJSON events: filter and map each event with jq expressions, and account for every one.";
+
+const LONG_ABOUT: &str = "\
+evq reads NDJSON (one JSON value per line) from each FILE in order, or from \
+standard input when FILE is '-' or absent. Each event runs through the stages \
+given by -f/--filter and -m/--map, in command-line order, and the surviving \
+events are written to standard output as compact JSON lines. An event no map \
+changed is written byte for byte as it was read.
+
+Every event is accounted for: a line that is not valid JSON, or an event whose \
+expression fails at run time, is a failed event. It is reported on standard \
+error as FILE:LINE: reason (the first 10, then a count), counted in --stats, \
+kept in the --dead-letter file if one is given, and evq goes on with the next \
+line (see --on-error). Blank lines, a CR before the newline, a UTF-8 byte order \
+mark at the start of a file and a missing final newline are not errors.
+
+Expressions are in the jq language as implemented by jaq, standard library \
+included ($ENV, regular expressions, time functions). --arg and --argjson bind \
+variables in every expression; $ARGS.named holds them all.";
+
+const AFTER_HELP: &str = "\
+EXIT STATUS:
+    0    success
+    1    no event was emitted, with -e/--exit-status
+    2    usage error, or an expression that does not compile
+    3    one or more events failed (with --on-error skip or abort)
+    4    I/O error: an input could not be read, or the output could not be written
+    130  interrupted by SIGINT (143 for SIGTERM), after flushing what was read
+
+A closed output pipe (evq ... | head -1) ends evq quietly with status 0.
+
+EXAMPLES:
+    evq -f '.level == \"error\"' app.ndjson
+    evq -f '.level == \"error\"' -m '{ts, service, msg}' app.ndjson
+    evq --stats=json --dead-letter failed.ndjson -f '.amount > 100' tx.ndjson
+    evq -e -q -f '.status >= 500' app.ndjson && echo 'server errors found'";
+
+/// Output format of `--stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// An aligned table for a terminal.
+    Text,
+    /// One JSON object on one line.
+    Json,
+}
+
+/// What a failed event does to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    /// Report and count it, go on; exit 3 at the end.
+    Skip,
+    /// Stop at the first failed event (after writing everything before it); exit 3.
+    Abort,
+    /// Report and count it, go on; failures do not change the exit status.
+    Ignore,
+}
+
+/// What `--generate` writes to standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The roff man page, as committed in man/evq.1.
+    Man,
+}
+
+/// The arguments as clap parses them; `plan` turns them into a run plan.
+#[derive(Parser, Debug)]
+#[command(
+    name = "evq",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = "Exit status: 0 ok, 1 nothing emitted under -e, 2 usage or expression error, 3 events failed, 4 I/O error. See --help for more.",
+    after_long_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// Input files, read in order; '-' or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Keep the event when EXPR yields at least one value that is not false or null.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR", action = ArgAction::Append, help_heading = "Stages")]
+    pub filters: Vec<String>,
+
+    /// Replace the event by every value EXPR yields: none drops it, several fan out.
+    #[arg(short = 'm', long = "map", value_name = "EXPR", action = ArgAction::Append, help_heading = "Stages")]
+    pub maps: Vec<String>,
+
+    /// Bind $NAME to the string VALUE in every expression.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = ArgAction::Append, help_heading = "Stages")]
+    pub arg: Vec<String>,
+
+    /// Bind $NAME to the JSON value JSON in every expression.
+    #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, help_heading = "Stages")]
+    pub argjson: Vec<String>,
+
+    /// Write events to FILE instead of standard output (created or truncated).
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+
+    /// Write string events without quotes or escapes, as jq -r does.
+    #[arg(short, long, help_heading = "Output")]
+    pub raw_output: bool,
+
+    /// Exit 1 when no event was emitted, as grep does.
+    #[arg(short, long, help_heading = "Output")]
+    pub exit_status: bool,
+
+    /// Print the run's metrics to standard error on exit: a table (text) or one JSON line (json).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text", value_enum, help_heading = "Accounting")]
+    pub stats: Option<StatsFormat>,
+
+    /// What a failed event does: skip it (exit 3 at the end), abort the run (exit 3), or ignore it (exit status unchanged).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = OnError::Skip, help_heading = "Accounting")]
+    pub on_error: OnError,
+
+    /// Append each failed event to FILE as a JSON line {source, line, stage, error, raw}.
+    #[arg(long, value_name = "FILE", help_heading = "Accounting")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Show a progress bar on standard error even when it is not a terminal.
+    #[arg(long, overrides_with = "no_progress", help_heading = "Accounting")]
+    pub progress: bool,
+
+    /// Never show a progress bar (by default it shows when standard error is a terminal).
+    #[arg(long, overrides_with = "progress", help_heading = "Accounting")]
+    pub no_progress: bool,
+
+    /// Do not report failed events on standard error (they are still counted and dead-lettered).
+    #[arg(short, long, help_heading = "Accounting")]
+    pub quiet: bool,
+
+    /// Write a generated file to standard output and exit.
+    #[arg(long, value_name = "KIND", value_enum, hide = true)]
+    pub generate: Option<Generate>,
+
+    /// The stage expressions in command-line order, filled in by `parse`.
+    #[arg(skip)]
+    pub stages: Vec<(StageKind, String)>,
+}
+
+/// The kinds of stage a command line can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    Filter,
+    Map,
+}
+
+impl StageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Filter => "filter",
+            StageKind::Map => "map",
+        }
+    }
+}
+
+/// The clap command, for help and man page generation.
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Parses the process arguments; exits 2 on a usage error (clap's convention).
+pub fn parse() -> Args {
+    let matches = command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // clap keeps -f and -m apart; their indices restore the order the user wrote.
+    let mut stages: Vec<(usize, StageKind, String)> = Vec::new();
+    for (id, kind) in [("filters", StageKind::Filter), ("maps", StageKind::Map)] {
+        if let (Some(values), Some(indices)) =
+            (matches.get_many::<String>(id), matches.indices_of(id))
+        {
+            stages.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
+        }
+    }
+    stages.sort_by_key(|(i, _, _)| *i);
+    args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();
+    args
+}
+
+/// Renders the man page from the definitions above.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command()).render(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,279 @@
+//! Input: reads each source in turn on a reader thread and hands the executor
+//! batches of complete lines cut from large buffers, each line with its source
+//! and line number. No allocation per line; blank lines, a trailing CR and a
+//! UTF-8 BOM at the start of a file are dropped here.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+
+/// How much one read asks for; a batch holds the complete lines of one or more reads.
+const CHUNK: usize = 256 * 1024;
+
+/// One input named on the command line.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// How the source is named in stats and dead-letter records: the path, or `-`.
+    pub name: String,
+    /// The file to open, or `None` for standard input.
+    pub path: Option<PathBuf>,
+}
+
+impl Source {
+    pub fn new(arg: &std::path::Path) -> Source {
+        if arg.as_os_str() == "-" {
+            Source {
+                name: "-".into(),
+                path: None,
+            }
+        } else {
+            Source {
+                name: arg.to_string_lossy().into_owned(),
+                path: Some(arg.to_path_buf()),
+            }
+        }
+    }
+
+    /// How the source is named in messages on standard error.
+    pub fn display(&self) -> &str {
+        if self.path.is_none() {
+            "<stdin>"
+        } else {
+            &self.name
+        }
+    }
+
+    /// Size in bytes when the source is a regular file (for the progress bar).
+    pub fn size(&self) -> Option<u64> {
+        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
+        meta.is_file().then(|| meta.len())
+    }
+}
+
+/// A non-blank line inside a batch's buffer: `data[start..end]`, without its
+/// newline and without a trailing CR.
+#[derive(Clone, Copy, Debug)]
+pub struct Line {
+    pub start: usize,
+    pub end: usize,
+    /// 1-based physical line number in its source.
+    pub number: u64,
+}
+
+/// Complete lines from one source, in order.
+pub struct Batch {
+    pub source: usize,
+    pub data: Vec<u8>,
+    pub lines: Vec<Line>,
+    /// Bytes of the source consumed since the previous batch (blank lines included).
+    pub bytes: u64,
+}
+
+impl Batch {
+    pub fn line(&self, line: &Line) -> &[u8] {
+        &self.data[line.start..line.end]
+    }
+}
+
+/// What the reader thread tells the executor.
+pub enum Message {
+    Batch(Batch),
+    /// A source could not be opened or read; the reader goes on with the next one.
+    Failed {
+        source: usize,
+        error: io::Error,
+    },
+}
+
+/// Reads `sources` in order, sending batches to `tx` until done, until the
+/// receiver hangs up, or until `stop` is set (by a signal).
+pub fn read_all(sources: &[Source], tx: SyncSender<Message>, stop: Arc<AtomicUsize>) {
+    for (index, source) in sources.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let result = match &source.path {
+            None => read_source(index, io::stdin().lock(), &tx, &stop),
+            Some(path) => File::open(path).and_then(|f| read_source(index, f, &tx, &stop)),
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => return, // receiver gone
+            Err(error) => {
+                if tx
+                    .send(Message::Failed {
+                        source: index,
+                        error,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Splits one source into batches. Returns `Ok(false)` when the receiver hung up.
+fn read_source(
+    source: usize,
+    mut reader: impl Read,
+    tx: &SyncSender<Message>,
+    stop: &AtomicUsize,
+) -> io::Result<bool> {
+    let mut splitter = Splitter::new(source);
+    let mut carry: Vec<u8> = Vec::new();
+    let mut unsent: u64 = 0; // bytes read but not yet reported in a batch
+    loop {
+        if stop.load(Ordering::Relaxed) != 0 {
+            return Ok(true);
+        }
+        let mut data = Vec::with_capacity(carry.len() + CHUNK);
+        data.append(&mut carry);
+        let filled = data.len();
+        data.resize(filled + CHUNK, 0);
+        let n = loop {
+            match reader.read(&mut data[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        data.truncate(filled + n);
+        unsent += n as u64;
+        let at_eof = n == 0;
+        let cut = if at_eof {
+            data.len()
+        } else {
+            match memchr::memrchr(b'\n', &data) {
+                Some(i) => i + 1,
+                None => {
+                    // A line longer than what we have: keep reading into it.
+                    carry = data;
+                    continue;
+                }
+            }
+        };
+        carry.extend_from_slice(&data[cut..]);
+        data.truncate(cut);
+        let batch = splitter.split(data, std::mem::take(&mut unsent));
+        if (!batch.lines.is_empty() || batch.bytes > 0) && tx.send(Message::Batch(batch)).is_err() {
+            return Ok(false);
+        }
+        if at_eof {
+            return Ok(true);
+        }
+    }
+}
+
+/// Cuts buffers into lines, remembering line numbers across buffers.
+struct Splitter {
+    source: usize,
+    line_number: u64,
+    at_start: bool,
+}
+
+impl Splitter {
+    fn new(source: usize) -> Splitter {
+        Splitter {
+            source,
+            line_number: 0,
+            at_start: true,
+        }
+    }
+
+    /// `data` holds whole lines only (the last may lack its newline at EOF).
+    fn split(&mut self, data: Vec<u8>, bytes: u64) -> Batch {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        if self.at_start && !data.is_empty() {
+            self.at_start = false;
+            if data.starts_with(b"\xEF\xBB\xBF") {
+                start = 3;
+            }
+        }
+        while start < data.len() {
+            let newline = memchr::memchr(b'\n', &data[start..]).map(|i| start + i);
+            let next = newline.map_or(data.len(), |i| i + 1);
+            let mut end = newline.unwrap_or(data.len());
+            if end > start && data[end - 1] == b'\r' {
+                end -= 1;
+            }
+            self.line_number += 1;
+            let text = &data[start..end];
+            if !text.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+                lines.push(Line {
+                    start,
+                    end,
+                    number: self.line_number,
+                });
+            }
+            start = next;
+        }
+        Batch {
+            source: self.source,
+            data,
+            lines,
+            bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(u64, String)> {
+        let mut s = Splitter::new(0);
+        let b = s.split(input.to_vec(), input.len() as u64);
+        b.lines
+            .iter()
+            .map(|l| (l.number, String::from_utf8_lossy(b.line(l)).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_lines_and_drops_blanks_cr_and_bom() {
+        let got = lines(b"\xEF\xBB\xBF{\"a\":1}\r\n\n  \t\n{\"b\":2}\n{\"c\":3}");
+        assert_eq!(
+            got,
+            vec![
+                (1, "{\"a\":1}".into()),
+                (4, "{\"b\":2}".into()),
+                (5, "{\"c\":3}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn line_numbers_continue_across_buffers() {
+        let mut s = Splitter::new(0);
+        let a = s.split(b"1\n\n".to_vec(), 3);
+        let b = s.split(b"2\n".to_vec(), 2);
+        assert_eq!(a.lines[0].number, 1);
+        assert_eq!(b.lines[0].number, 3);
+    }
+
+    #[test]
+    fn reader_handles_lines_longer_than_a_chunk() {
+        let long = format!("\"{}\"", "x".repeat(CHUNK * 2 + 17));
+        let input = format!("1\n{long}\n2");
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let stop = AtomicUsize::new(0);
+        read_source(0, input.as_bytes(), &tx, &stop).unwrap();
+        drop(tx);
+        let mut got = Vec::new();
+        let mut bytes = 0;
+        for m in rx {
+            if let Message::Batch(b) = m {
+                bytes += b.bytes;
+                got.extend(b.lines.iter().map(|l| (l.number, b.line(l).len())));
+            }
+        }
+        assert_eq!(got, vec![(1, 1), (2, long.len()), (3, 1)]);
+        assert_eq!(bytes, input.len() as u64);
+    }
+}

@@ -1,0 +1,37 @@
+//! evq: a command-line stream processor for NDJSON events.
+//! main parses the command line, builds the plan, runs it and exits with its status.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod event;
+mod exec;
+mod input;
+mod jq;
+mod output;
+mod plan;
+mod progress;
+mod signal;
+mod stage;
+mod stats;
+mod status;
+
+use std::io::Write;
+
+fn main() {
+    let started = std::time::Instant::now();
+    let args = cli::parse();
+    if let Some(cli::Generate::Man) = args.generate {
+        let page = cli::man_page().expect("render man page");
+        let _ = std::io::stdout().write_all(&page);
+        return;
+    }
+    let stop = signal::install();
+    let code = match plan::Plan::new(args) {
+        Ok(plan) => exec::run(plan, stop, started),
+        Err(fatal) => {
+            eprintln!("{}", fatal.message);
+            fatal.status
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,149 @@
+//! The run plan: the validated, high-level form of the command line. Every
+//! usage error (bad variable, expression that does not compile, output that
+//! cannot be opened) is found here, before any input is read.
+
+use crate::cli::{Args, OnError, StageKind, StatsFormat};
+use crate::input::Source;
+use crate::jq::{Globals, Program};
+use crate::output::{DeadLetter, EventWriter};
+use crate::stage::{FilterStage, MapStage, Stage};
+use crate::status;
+use jaq_json::Val;
+use std::io::IsTerminal;
+
+pub struct Plan {
+    pub sources: Vec<Source>,
+    pub stages: Vec<Box<dyn Stage>>,
+    pub output: EventWriter,
+    pub dead_letter: Option<DeadLetter>,
+    pub stats: Option<StatsFormat>,
+    pub on_error: OnError,
+    pub exit_status: bool,
+    pub quiet: bool,
+    /// Show the progress bar; `progress_forced` draws it even off a terminal.
+    pub progress: bool,
+    pub progress_forced: bool,
+}
+
+/// An error that ends evq before the run: the message and the exit status.
+#[derive(Debug)]
+pub struct Fatal {
+    pub status: i32,
+    pub message: String,
+}
+
+impl Fatal {
+    fn usage(message: String) -> Fatal {
+        Fatal {
+            status: status::USAGE,
+            message,
+        }
+    }
+    fn io(message: String) -> Fatal {
+        Fatal {
+            status: status::IO,
+            message,
+        }
+    }
+}
+
+impl Plan {
+    pub fn new(args: Args) -> Result<Plan, Fatal> {
+        let globals = Globals::new(variables(&args)?);
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        let mut errors = String::new();
+        for (i, (kind, expr)) in args.stages.iter().enumerate() {
+            let position = i + 1;
+            let label = format!("--{} #{position}", kind.name());
+            let name = format!("{}#{position}", kind.name());
+            match Program::compile(expr, &label, &globals) {
+                Ok(program) => stages.push(match kind {
+                    StageKind::Filter => Box::new(FilterStage {
+                        name,
+                        expr: expr.clone(),
+                        program,
+                    }),
+                    StageKind::Map => Box::new(MapStage {
+                        name,
+                        expr: expr.clone(),
+                        program,
+                    }),
+                }),
+                Err(report) => errors.push_str(&report),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Fatal::usage(errors.trim_end().to_string()));
+        }
+
+        let mut sources: Vec<Source> = args.files.iter().map(|p| Source::new(p)).collect();
+        if sources.is_empty() {
+            sources.push(Source::new("-".as_ref()));
+        }
+
+        // Opened only now, so a usage error never truncates an output file.
+        let output = match &args.output {
+            None => EventWriter::stdout(args.raw_output),
+            Some(path) => EventWriter::create(path, args.raw_output).map_err(|e| {
+                Fatal::io(format!(
+                    "evq: cannot create output file {}: {e}",
+                    path.display()
+                ))
+            })?,
+        };
+        let dead_letter = match &args.dead_letter {
+            None => None,
+            Some(path) => Some(DeadLetter::open(path).map_err(|e| {
+                Fatal::io(format!(
+                    "evq: cannot open dead-letter file {}: {e}",
+                    path.display()
+                ))
+            })?),
+        };
+
+        let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+        Ok(Plan {
+            sources,
+            stages,
+            output,
+            dead_letter,
+            stats: args.stats,
+            on_error: args.on_error,
+            exit_status: args.exit_status,
+            quiet: args.quiet,
+            progress,
+            progress_forced: args.progress,
+        })
+    }
+}
+
+/// `--arg NAME VALUE` and `--argjson NAME JSON`, in command-line order per kind.
+fn variables(args: &Args) -> Result<Vec<(String, Val)>, Fatal> {
+    let mut vars = Vec::new();
+    for pair in args.arg.chunks(2) {
+        vars.push((var_name("--arg", &pair[0])?, Val::from(pair[1].clone())));
+    }
+    for pair in args.argjson.chunks(2) {
+        let name = var_name("--argjson", &pair[0])?;
+        let value = crate::event::parse(pair[1].as_bytes())
+            .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?;
+        vars.push((name, value));
+    }
+    Ok(vars)
+}
+
+fn var_name(option: &str, name: &str) -> Result<String, Fatal> {
+    let name = name.strip_prefix('$').unwrap_or(name);
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(Fatal::usage(format!(
+            "evq: {option}: '{name}' is not a variable name (letters, digits and _, not starting with a digit)"
+        )))
+    }
+}

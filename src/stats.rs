@@ -1,0 +1,154 @@
+//! Metrics of a run: counters the executor keeps, and their rendering for
+//! `--stats=json` (one line) and `--stats` (a table for a terminal).
+
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Serialize, Default, Debug)]
+pub struct StageStats {
+    pub name: String,
+    pub kind: &'static str,
+    pub expr: String,
+    pub events_in: u64,
+    pub events_out: u64,
+    pub events_filtered: u64,
+    pub events_failed: u64,
+    #[serde(rename = "processing_time_ms", serialize_with = "millis")]
+    pub processing_time: Duration,
+}
+
+#[derive(Serialize, Default, Debug)]
+pub struct InputStats {
+    pub path: String,
+    /// Events read from this input: its non-blank lines.
+    pub lines: u64,
+    pub bytes: u64,
+    pub failed: u64,
+    /// Why the input could not be opened or read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Default, Debug)]
+pub struct Stats {
+    pub events_ingested: u64,
+    pub events_emitted: u64,
+    pub events_filtered: u64,
+    pub events_failed: u64,
+    pub parse_failed: u64,
+    pub bytes_read: u64,
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+    pub events_per_sec: f64,
+    pub stages: Vec<StageStats>,
+    pub inputs: Vec<InputStats>,
+}
+
+/// Milliseconds with microsecond resolution, so short runs do not show 0.
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round3(d.as_secs_f64() * 1000.0))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl Stats {
+    /// Fills in the totals derived from the counters.
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+        self.events_filtered = self.stages.iter().map(|s| s.events_filtered).sum();
+        let secs = elapsed.as_secs_f64();
+        self.events_per_sec = if secs > 0.0 {
+            round3(self.events_ingested as f64 / secs)
+        } else {
+            0.0
+        };
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("stats serialise")
+    }
+
+    /// A small aligned table: totals, then one row per stage and per input.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let ms = self.elapsed.as_secs_f64() * 1000.0;
+        out.push_str(&format!(
+            "evq: {} events ingested, {} emitted, {} filtered, {} failed ({} unparsable); {} bytes in {:.1} ms ({:.0} events/s)\n",
+            self.events_ingested,
+            self.events_emitted,
+            self.events_filtered,
+            self.events_failed,
+            self.parse_failed,
+            self.bytes_read,
+            ms,
+            self.events_per_sec
+        ));
+        if !self.stages.is_empty() {
+            let mut rows = vec![row(&[
+                "stage", "in", "out", "filtered", "failed", "time ms", "expr",
+            ])];
+            for s in &self.stages {
+                rows.push(vec![
+                    s.name.clone(),
+                    s.events_in.to_string(),
+                    s.events_out.to_string(),
+                    s.events_filtered.to_string(),
+                    s.events_failed.to_string(),
+                    format!("{:.3}", s.processing_time.as_secs_f64() * 1000.0),
+                    s.expr.replace('\n', " "),
+                ]);
+            }
+            out.push_str(&table(&rows));
+        }
+        let mut rows = vec![row(&["input", "lines", "bytes", "failed", ""])];
+        for i in &self.inputs {
+            rows.push(vec![
+                if i.path == "-" {
+                    "<stdin>".into()
+                } else {
+                    i.path.clone()
+                },
+                i.lines.to_string(),
+                i.bytes.to_string(),
+                i.failed.to_string(),
+                i.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("error: {e}")),
+            ]);
+        }
+        out.push_str(&table(&rows));
+        out
+    }
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Left-aligns the first and last columns, right-aligns the numbers between.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c > 0 {
+                line.push_str("  ");
+            }
+            let w = widths[c];
+            if c == 0 || c == cols - 1 {
+                line.push_str(&format!("{cell:<w$}"));
+            } else {
+                line.push_str(&format!("{cell:>w$}"));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
