@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests: run the built evq binary on real
+//! files and look at exact bytes, stderr and exit statuses.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The project root (fixtures/ and README.md live there).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a fixture, relative to the project root (tests run evq there).
+pub fn fixture(name: &str) -> String {
+    format!("fixtures/{name}")
+}
+
+/// A command running the built evq in the project root, with no progress bar.
+pub fn evq() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evq"));
+    cmd.current_dir(root());
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs evq with `args`, feeding `stdin`, and returns its output.
+pub fn run(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = evq()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn evq");
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait for evq");
+    writer.join().unwrap();
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// The exit status, or panics when evq was killed by a signal.
+pub fn status(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("evq died by a signal: {:?}", out.status))
+}
+
+/// The last line of stderr parsed as JSON (what --stats=json prints).
+pub fn stats_json(out: &Output) -> serde_json::Value {
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no stats on stderr"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("stats line is not JSON ({e}): {line}"))
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
