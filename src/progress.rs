@@ -27,7 +27,7 @@ impl Progress {
         let bar = match total {
             Some(total) => ProgressBar::with_draw_target(Some(total), target).with_style(
                 ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                    "{bar:20} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
                 )
                 .expect("valid template"),
             ),
@@ -44,7 +44,7 @@ impl Progress {
     pub fn update(&self, bytes: u64, events: u64, emitted: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(bytes);
-            bar.set_message(format!("{events} events, {emitted} emitted"));
+            bar.set_message(format!("{events} in, {emitted} out"));
         }
     }
 

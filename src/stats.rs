@@ -75,15 +75,16 @@ impl Stats {
         let mut out = String::new();
         let ms = self.elapsed.as_secs_f64() * 1000.0;
         out.push_str(&format!(
-            "evq: {} events ingested, {} emitted, {} filtered, {} failed ({} unparsable); {} bytes in {:.1} ms ({:.0} events/s)\n",
+            "evq: {} events ingested, {} emitted, {} filtered, {} failed ({} unparsable)\n",
             self.events_ingested,
             self.events_emitted,
             self.events_filtered,
             self.events_failed,
             self.parse_failed,
-            self.bytes_read,
-            ms,
-            self.events_per_sec
+        ));
+        out.push_str(&format!(
+            "evq: {} bytes read in {:.1} ms, {:.0} events/s\n",
+            self.bytes_read, ms, self.events_per_sec
         ));
         if !self.stages.is_empty() {
             let mut rows = vec![row(&[
