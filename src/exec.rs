@@ -254,8 +254,9 @@ impl Executor {
             dl.write(source, origin.line, stage_name, &error, origin.raw)
                 .map_err(|e| {
                     Stop::Io(format!(
-                        "evq: cannot write dead-letter file {}: {e}",
-                        dl.name
+                        "evq: cannot write dead-letter file {}: {}",
+                        dl.name,
+                        status::io_error_text(&e)
                     ))
                 })?;
         }
@@ -268,7 +269,7 @@ impl Executor {
 
     fn input_failed(&mut self, source: usize, error: std::io::Error) {
         let name = self.sources[source].display();
-        let error = error_text(&error);
+        let error = status::io_error_text(&error);
         self.progress.eprintln(&format!("evq: {name}: {error}"));
         self.stats.inputs[source].error = Some(error);
         self.input_errors += 1;
@@ -281,8 +282,9 @@ impl Executor {
         if let Some(dl) = &mut self.dead_letter {
             dl.flush().map_err(|e| {
                 Stop::Io(format!(
-                    "evq: cannot write dead-letter file {}: {e}",
-                    dl.name
+                    "evq: cannot write dead-letter file {}: {}",
+                    dl.name,
+                    status::io_error_text(&e)
                 ))
             })?;
         }
@@ -340,15 +342,9 @@ fn write_error(name: &str, e: std::io::Error) -> Stop {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Stop::BrokenPipe
     } else {
-        Stop::Io(format!("evq: cannot write to {name}: {}", error_text(&e)))
-    }
-}
-
-/// An I/O error as a person reads it: "No such file or directory", without "(os error 2)".
-fn error_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+        Stop::Io(format!(
+            "evq: cannot write to {name}: {}",
+            status::io_error_text(&e)
+        ))
     }
 }

@@ -86,8 +86,9 @@ impl Plan {
             None => EventWriter::stdout(args.raw_output),
             Some(path) => EventWriter::create(path, args.raw_output).map_err(|e| {
                 Fatal::io(format!(
-                    "evq: cannot create output file {}: {e}",
-                    path.display()
+                    "evq: cannot create output file {}: {}",
+                    path.display(),
+                    status::io_error_text(&e)
                 ))
             })?,
         };
@@ -95,8 +96,9 @@ impl Plan {
             None => None,
             Some(path) => Some(DeadLetter::open(path).map_err(|e| {
                 Fatal::io(format!(
-                    "evq: cannot open dead-letter file {}: {e}",
-                    path.display()
+                    "evq: cannot open dead-letter file {}: {}",
+                    path.display(),
+                    status::io_error_text(&e)
                 ))
             })?),
         };
