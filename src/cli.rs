@@ -143,6 +143,10 @@ pub struct Args {
     /// The stage expressions in command-line order, filled in by `parse`.
     #[arg(skip)]
     pub stages: Vec<(StageKind, String)>,
+
+    /// `--arg` and `--argjson` in command-line order: (json?, name, value).
+    #[arg(skip)]
+    pub vars: Vec<(bool, String, String)>,
 }
 
 /// The kinds of stage a command line can build.
@@ -181,6 +185,21 @@ pub fn parse() -> Args {
     }
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();
+    // Likewise for variables, so a later binding of a name wins, as in jq.
+    let mut vars: Vec<(usize, bool, String, String)> = Vec::new();
+    for (id, json) in [("arg", false), ("argjson", true)] {
+        if let (Some(values), Some(indices)) =
+            (matches.get_many::<String>(id), matches.indices_of(id))
+        {
+            let values: Vec<&String> = values.collect();
+            let indices: Vec<usize> = indices.collect();
+            for (pair, index) in values.chunks(2).zip(indices.chunks(2)) {
+                vars.push((index[0], json, pair[0].clone(), pair[1].clone()));
+            }
+        }
+    }
+    vars.sort_by_key(|(i, _, _, _)| *i);
+    args.vars = vars.into_iter().map(|(_, j, n, v)| (j, n, v)).collect();
     args
 }
 

@@ -119,17 +119,18 @@ impl Plan {
     }
 }
 
-/// `--arg NAME VALUE` and `--argjson NAME JSON`, in command-line order per kind.
+/// `--arg NAME VALUE` and `--argjson NAME JSON`, in command-line order.
 fn variables(args: &Args) -> Result<Vec<(String, Val)>, Fatal> {
     let mut vars = Vec::new();
-    for pair in args.arg.chunks(2) {
-        vars.push((var_name("--arg", &pair[0])?, Val::from(pair[1].clone())));
-    }
-    for pair in args.argjson.chunks(2) {
-        let name = var_name("--argjson", &pair[0])?;
-        let value = crate::event::parse(pair[1].as_bytes())
-            .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?;
-        vars.push((name, value));
+    for (json, name, value) in &args.vars {
+        if *json {
+            let name = var_name("--argjson", name)?;
+            let value = crate::event::parse(value.as_bytes())
+                .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?;
+            vars.push((name, value));
+        } else {
+            vars.push((var_name("--arg", name)?, Val::from(value.clone())));
+        }
     }
     Ok(vars)
 }
