@@ -24,22 +24,55 @@ Expressions are in the jq language as implemented by jaq, standard library \
 included ($ENV, regular expressions, time functions). --arg and --argjson bind \
 variables in every expression; $ARGS.named holds them all.";
 
-const AFTER_HELP: &str = "\
-EXIT STATUS:
-    0    success
-    1    no event was emitted, with -e/--exit-status
-    2    usage error, or an expression that does not compile
-    3    one or more events failed (with --on-error skip or abort)
-    4    I/O error: an input could not be read, or the output could not be written
-    130  interrupted by SIGINT (143 for SIGTERM), after flushing what was read
+/// Exit statuses, for `--help` and the man page alike.
+const EXIT_STATUSES: &[(&str, &str)] = &[
+    (
+        "0",
+        "success (also when the output pipe was closed early, as by evq ... | head -1)",
+    ),
+    ("1", "no event was emitted, with -e/--exit-status"),
+    ("2", "usage error, or an expression that does not compile"),
+    (
+        "3",
+        "one or more events failed (with --on-error skip or abort)",
+    ),
+    (
+        "4",
+        "I/O error: an input could not be read, or the output could not be written",
+    ),
+    (
+        "130",
+        "interrupted by SIGINT (143 for SIGTERM), after writing what was read",
+    ),
+];
 
-A closed output pipe (evq ... | head -1) ends evq quietly with status 0.
+/// Examples from real use, for `--help` and the man page alike.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Error events of one service, three fields each:",
+        r#"evq -f '.level == "error" and .service == "api"' -m '{ts, msg}' app.ndjson"#,
+    ),
+    (
+        "Large transactions, failures kept for later, metrics as JSON:",
+        "evq --stats=json --dead-letter failed.ndjson -f '.amount > 100' tx.ndjson",
+    ),
+    (
+        "In a CI script, fail when a server error was logged:",
+        "evq -e -f '.status >= 500' app.ndjson > /dev/null && exit 1",
+    ),
+];
 
-EXAMPLES:
-    evq -f '.level == \"error\"' app.ndjson
-    evq -f '.level == \"error\"' -m '{ts, service, msg}' app.ndjson
-    evq --stats=json --dead-letter failed.ndjson -f '.amount > 100' tx.ndjson
-    evq -e -q -f '.status >= 500' app.ndjson && echo 'server errors found'";
+fn after_long_help() -> String {
+    let mut text = String::from("EXIT STATUS:\n");
+    for (code, meaning) in EXIT_STATUSES {
+        text.push_str(&format!("    {code:<5}{meaning}\n"));
+    }
+    text.push_str("\nEXAMPLES:\n");
+    for (what, command) in EXAMPLES {
+        text.push_str(&format!("    {what}\n        {command}\n"));
+    }
+    text
+}
 
 /// Output format of `--stats`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -76,7 +109,7 @@ pub enum Generate {
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = "Exit status: 0 ok, 1 nothing emitted under -e, 2 usage or expression error, 3 events failed, 4 I/O error. See --help for more.",
-    after_long_help = AFTER_HELP,
+    after_long_help = after_long_help(),
     max_term_width = 100
 )]
 pub struct Args {
@@ -203,9 +236,39 @@ pub fn parse() -> Args {
     args
 }
 
-/// Renders the man page from the definitions above.
+/// Renders the man page from the definitions above: clap_mangen's sections,
+/// then EXIT STATUS and EXAMPLES from the same tables `--help` uses.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(command());
     let mut out = Vec::new();
-    clap_mangen::Man::new(command()).render(&mut out)?;
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    let mut extra = String::from(".SH \"EXIT STATUS\"\n");
+    for (code, meaning) in EXIT_STATUSES {
+        extra.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", roff(meaning)));
+    }
+    extra.push_str(".SH EXAMPLES\n");
+    for (what, command) in EXAMPLES {
+        extra.push_str(&format!(
+            ".TP\n{}\n.nf\n\\fB{}\\fR\n.fi\n",
+            roff(what),
+            roff(command)
+        ));
+    }
+    out.extend_from_slice(extra.as_bytes());
+    man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.
+fn roff(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    if text.starts_with('.') || text.starts_with('\'') {
+        format!("\\&{text}")
+    } else {
+        text
+    }
 }

@@ -1081,3 +1081,25 @@ fn progress_flag_draws_on_stderr_without_touching_stdout() {
     );
     assert_eq!(out.stdout, app);
 }
+
+#[test]
+fn deep_nesting_is_a_failed_event_with_or_without_a_stage() {
+    // Deeper than serde_json's limit of 128: failed, never a stack overflow.
+    let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let ok = format!("{}{}\n", "[".repeat(100), "]".repeat(100));
+    let input = format!("{ok}{deep}{ok}");
+    for stages in [&[][..], &["-f", "true"][..], &["-m", "."][..]] {
+        let mut args = vec!["-q", "--stats=json"];
+        args.extend_from_slice(stages);
+        let out = common::run(&args, input.as_bytes());
+        assert_eq!(
+            common::status(&out),
+            3,
+            "{stages:?}: {}",
+            common::stderr(&out)
+        );
+        assert_eq!(common::stdout(&out), format!("{ok}{ok}"), "{stages:?}");
+        let stats = common::stats_json(&out);
+        assert_eq!(stats["parse_failed"], 1, "{stages:?}");
+    }
+}
