@@ -169,6 +169,11 @@ pub struct Args {
     #[arg(short, long, help_heading = "Accounting")]
     pub quiet: bool,
 
+    /// Worker threads running the stages (default: the number of cores). Output,
+    /// dead letter, stats and exit status are the same for every N.
+    #[arg(short = 'j', long, value_name = "N", env = "EVQ_THREADS", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Performance")]
+    pub threads: Option<u16>,
+
     /// Write a generated file to standard output and exit.
     #[arg(long, value_name = "KIND", value_enum, hide = true)]
     pub generate: Option<Generate>,

@@ -1,23 +1,26 @@
-//! The executor: takes batches from the reader thread, drives every line
-//! through the stages depth-first (so output keeps input order and fan-out
-//! stays in place), writes survivors, and accounts for every event.
+//! The executor: a reader thread cuts the inputs into batches and deals them
+//! round-robin to the worker threads; this thread takes the results back in
+//! the same order, so output, dead letter, reports, stats and exit status are
+//! the same for any number of workers. Every queue is bounded, so memory stays
+//! flat whatever the input size and however slowly stdout drains.
 
 use crate::cli::{OnError, StatsFormat};
-use crate::event;
-use crate::input::{self, Batch, Message};
+use crate::input::{self, Message};
 use crate::output::{DeadLetter, EventWriter};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stage::{Event, Stage};
 use crate::stats::{InputStats, StageStats, Stats};
 use crate::status;
+use crate::worker::{Processed, Worker};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 /// Failure reports printed on standard error before evq only counts them.
 const REPORT_LIMIT: u64 = 10;
+/// Batches queued per worker, in each direction.
+const QUEUE: usize = 2;
 
 /// Why a run stopped before its inputs ended.
 enum Stop {
@@ -29,18 +32,19 @@ enum Stop {
     Io(String),
 }
 
-/// Where the event being processed came from.
-struct Origin<'a> {
-    source: usize,
-    line: u64,
-    raw: &'a [u8],
+/// What a worker hands back, in the order the reader dealt it out.
+enum Outcome {
+    Batch(Processed),
+    Failed {
+        source: usize,
+        error: std::io::Error,
+    },
 }
 
-struct Executor {
-    stages: Vec<Box<dyn Stage>>,
-    /// One reusable output buffer per stage, so no stage allocates per event.
-    scratch: Vec<Vec<Event>>,
+/// This thread's state: the outputs and the accounts.
+struct Collector {
     sources: Vec<input::Source>,
+    stage_names: Vec<String>,
     output: EventWriter,
     dead_letter: Option<DeadLetter>,
     on_error: OnError,
@@ -53,12 +57,14 @@ struct Executor {
 
 /// Runs the plan to the end of its inputs (or a stop) and returns the exit status.
 pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
+    let stages = plan
+        .chain
+        .build()
+        .expect("the plan compiled this chain already");
     let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
-    let mut ex = Executor {
-        scratch: plan.stages.iter().map(|_| Vec::new()).collect(),
+    let mut collector = Collector {
         stats: Stats {
-            stages: plan
-                .stages
+            stages: stages
                 .iter()
                 .map(|s| StageStats {
                     name: s.name().into(),
@@ -77,8 +83,8 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                 .collect(),
             ..Default::default()
         },
-        stages: plan.stages,
-        sources: plan.sources,
+        stage_names: stages.iter().map(|s| s.name().to_string()).collect(),
+        sources: plan.sources.clone(),
         output: plan.output,
         dead_letter: plan.dead_letter,
         on_error: plan.on_error,
@@ -87,49 +93,58 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         reported: 0,
         input_errors: 0,
     };
+    drop(stages);
 
-    let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    let sources = ex.sources.clone();
-    let reader_stop = Arc::clone(&stop);
-    std::thread::spawn(move || input::read_all(&sources, tx, reader_stop));
-
-    let mut stopped = None;
-    loop {
-        let message = match rx.try_recv() {
-            Ok(m) => m,
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                // Input is idle: whatever is written so far goes out now.
-                if let Err(s) = ex.flush() {
-                    stopped = Some(s);
-                    break;
-                }
-                if stop.load(Ordering::Relaxed) != 0 {
-                    break;
-                }
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
+    let threads = plan.threads.max(1);
+    let mut to_workers = Vec::new();
+    let mut from_workers = Vec::new();
+    for _ in 0..threads {
+        let (batch_tx, batch_rx) = sync_channel::<Message>(QUEUE);
+        let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
+        let chain = plan.chain.clone();
+        let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
+        std::thread::spawn(move || {
+            let stages = chain.build().expect("the plan compiled this chain already");
+            let mut worker = Worker::new(stages, formatter, abort);
+            for message in batch_rx {
+                let outcome = match message {
+                    Message::Batch(batch) => Outcome::Batch(worker.process(&batch)),
+                    Message::Failed { source, error } => Outcome::Failed { source, error },
+                };
+                if result_tx.send(outcome).is_err() {
+                    return;
                 }
             }
-        };
-        let result = match message {
-            Message::Batch(batch) => ex.batch(&batch),
-            Message::Failed { source, error } => {
-                ex.input_failed(source, error);
-                Ok(())
-            }
-        };
-        if let Err(s) = result {
-            stopped = Some(s);
-            break;
-        }
+        });
+        to_workers.push(batch_tx);
+        from_workers.push(result_rx);
     }
-    if stopped.is_none() {
-        stopped = ex.flush().err();
+
+    // Messages the reader has dealt out, so that after a signal this thread
+    // knows when it has taken back everything that was read.
+    let dealt = Arc::new(AtomicU64::new(0));
+    {
+        let (sources, stop, dealt) = (plan.sources, Arc::clone(&stop), Arc::clone(&dealt));
+        std::thread::spawn(move || {
+            let mut next = 0;
+            input::read_all(
+                &sources,
+                &mut |message| {
+                    dealt.fetch_add(1, Ordering::SeqCst);
+                    let sent = to_workers[next].send(message).is_ok();
+                    next = (next + 1) % to_workers.len();
+                    sent
+                },
+                &stop,
+            )
+        });
     }
-    ex.finish(
+
+    let stopped = collector
+        .collect(&from_workers, &stop, &dealt)
+        .err()
+        .or_else(|| collector.flush().err());
+    collector.finish(
         stopped,
         stop.load(Ordering::Relaxed),
         plan.stats,
@@ -138,129 +153,94 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     )
 }
 
-impl Executor {
-    fn batch(&mut self, batch: &Batch) -> Result<(), Stop> {
-        self.stats.bytes_read += batch.bytes;
-        self.stats.inputs[batch.source].bytes += batch.bytes;
-        let result = batch.lines.iter().try_for_each(|line| {
-            let origin = Origin {
-                source: batch.source,
-                line: line.number,
-                raw: batch.line(line),
+impl Collector {
+    /// Takes the workers' results in dealing order until the inputs end, a
+    /// signal arrives (then everything already read is still taken), or a stop.
+    fn collect(
+        &mut self,
+        workers: &[Receiver<Outcome>],
+        stop: &AtomicUsize,
+        dealt: &AtomicU64,
+    ) -> Result<(), Stop> {
+        let mut taken: u64 = 0;
+        loop {
+            let from = &workers[(taken % workers.len() as u64) as usize];
+            let outcome = match from.try_recv() {
+                Ok(outcome) => outcome,
+                Err(TryRecvError::Disconnected) => return Ok(()),
+                Err(TryRecvError::Empty) => {
+                    // Nothing ready: whatever is written so far goes out now.
+                    self.flush()?;
+                    if stop.load(Ordering::Relaxed) != 0 && taken >= dealt.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    match from.recv_timeout(Duration::from_millis(100)) {
+                        Ok(outcome) => outcome,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                }
             };
-            self.line(&origin)
-        });
+            taken += 1;
+            match outcome {
+                Outcome::Batch(batch) => self.batch(batch)?,
+                Outcome::Failed { source, error } => self.input_failed(source, error),
+            }
+        }
+    }
+
+    fn batch(&mut self, batch: Processed) -> Result<(), Stop> {
+        let stats = &mut self.stats;
+        stats.bytes_read += batch.bytes;
+        stats.events_ingested += batch.events_ingested;
+        stats.events_emitted += batch.events_emitted;
+        stats.parse_failed += batch.parse_failed;
+        stats.events_failed += batch.failures.len() as u64;
+        let input = &mut stats.inputs[batch.source];
+        input.bytes += batch.bytes;
+        input.lines += batch.events_ingested;
+        input.failed += batch.failures.len() as u64;
+        for (total, counters) in stats.stages.iter_mut().zip(&batch.stages) {
+            total.events_in += counters.events_in;
+            total.events_out += counters.events_out;
+            total.events_filtered += counters.events_filtered;
+            total.events_failed += counters.events_failed;
+            total.processing_time += counters.time;
+        }
+        self.output
+            .write(&batch.out)
+            .map_err(|e| write_error(&self.output.name, e))?;
+        for failure in &batch.failures {
+            let stage = failure.stage.map(|i| self.stage_names[i].as_str());
+            if !self.quiet {
+                self.reported += 1;
+                if self.reported <= REPORT_LIMIT {
+                    let display = self.sources[batch.source].display();
+                    let prefix = stage.map_or(String::new(), |n| format!("{n}: "));
+                    self.progress.eprintln(&format!(
+                        "{display}:{}: {prefix}{}",
+                        failure.line, failure.error
+                    ));
+                }
+            }
+            if let Some(dl) = &mut self.dead_letter {
+                let source = &self.sources[batch.source].name;
+                dl.write(source, failure.line, stage, &failure.error, &failure.raw)
+                    .map_err(|e| {
+                        Stop::Io(format!(
+                            "evq: cannot write dead-letter file {}: {}",
+                            dl.name,
+                            status::io_error_text(&e)
+                        ))
+                    })?;
+            }
+        }
         self.progress.update(
             self.stats.bytes_read,
             self.stats.events_ingested,
             self.stats.events_emitted,
         );
-        result
-    }
-
-    fn line(&mut self, origin: &Origin) -> Result<(), Stop> {
-        self.stats.events_ingested += 1;
-        self.stats.inputs[origin.source].lines += 1;
-        if self.stages.is_empty() {
-            // Nothing needs the value: validating is enough.
-            return match event::validate(origin.raw) {
-                Ok(()) => self.emit(
-                    Event {
-                        value: Default::default(),
-                        changed: false,
-                    },
-                    origin,
-                ),
-                Err(e) => self.fail(origin, None, e),
-            };
-        }
-        match event::parse(origin.raw) {
-            Ok(value) => self.stage(
-                0,
-                Event {
-                    value,
-                    changed: false,
-                },
-                origin,
-            ),
-            Err(e) => self.fail(origin, None, e),
-        }
-    }
-
-    /// Runs stage `i` on `event`, then what it passes on through the rest.
-    fn stage(&mut self, i: usize, event: Event, origin: &Origin) -> Result<(), Stop> {
-        if i == self.stages.len() {
-            return self.emit(event, origin);
-        }
-        let mut out = std::mem::take(&mut self.scratch[i]);
-        let started = Instant::now();
-        let result = self.stages[i].process(event, &mut out);
-        let stats = &mut self.stats.stages[i];
-        stats.processing_time += started.elapsed();
-        stats.events_in += 1;
-        let mut flow = Ok(());
-        match result {
-            Err(e) => {
-                stats.events_failed += 1;
-                flow = self.fail(origin, Some(i), e);
-            }
-            Ok(()) => {
-                stats.events_out += out.len() as u64;
-                if out.is_empty() {
-                    stats.events_filtered += 1;
-                }
-                for next in out.drain(..) {
-                    if flow.is_ok() {
-                        flow = self.stage(i + 1, next, origin);
-                    }
-                }
-            }
-        }
-        out.clear();
-        self.scratch[i] = out;
-        flow
-    }
-
-    fn emit(&mut self, event: Event, origin: &Origin) -> Result<(), Stop> {
-        let written = if event.changed {
-            self.output.write_value(&event.value)
-        } else {
-            self.output.write_line(origin.raw)
-        };
-        written.map_err(|e| write_error(&self.output.name, e))?;
-        self.stats.events_emitted += 1;
-        Ok(())
-    }
-
-    /// Accounts for a failed event: count, report, dead-letter, maybe abort.
-    fn fail(&mut self, origin: &Origin, stage: Option<usize>, error: String) -> Result<(), Stop> {
-        self.stats.events_failed += 1;
-        self.stats.inputs[origin.source].failed += 1;
-        if stage.is_none() {
-            self.stats.parse_failed += 1;
-        }
-        let stage_name = stage.map(|i| self.stages[i].name());
-        if !self.quiet {
-            self.reported += 1;
-            if self.reported <= REPORT_LIMIT {
-                let display = self.sources[origin.source].display();
-                let prefix = stage_name.map_or(String::new(), |n| format!("{n}: "));
-                self.progress
-                    .eprintln(&format!("{display}:{}: {prefix}{error}", origin.line));
-            }
-        }
-        if let Some(dl) = &mut self.dead_letter {
-            let source = &self.sources[origin.source].name;
-            dl.write(source, origin.line, stage_name, &error, origin.raw)
-                .map_err(|e| {
-                    Stop::Io(format!(
-                        "evq: cannot write dead-letter file {}: {}",
-                        dl.name,
-                        status::io_error_text(&e)
-                    ))
-                })?;
-        }
-        if self.on_error == OnError::Abort {
+        if batch.aborted {
             Err(Stop::Abort)
         } else {
             Ok(())
@@ -300,8 +280,6 @@ impl Executor {
         exit_status: bool,
         started: Instant,
     ) -> i32 {
-        // After a write error the output may still hold unwritten bytes; a
-        // second flush attempt would fail the same way, so drop them quietly.
         self.progress.finish();
         if self.reported > REPORT_LIMIT {
             eprintln!(

@@ -6,9 +6,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 
 /// How much one read asks for; a batch holds the complete lines of one or more reads.
 const CHUNK: usize = 256 * 1024;
@@ -88,28 +86,25 @@ pub enum Message {
     },
 }
 
-/// Reads `sources` in order, sending batches to `tx` until done, until the
-/// receiver hangs up, or until `stop` is set (by a signal).
-pub fn read_all(sources: &[Source], tx: SyncSender<Message>, stop: Arc<AtomicUsize>) {
+/// Reads `sources` in order, handing each message to `deliver` until done,
+/// until `deliver` returns false (nobody listens), or until `stop` is set (by a signal).
+pub fn read_all(sources: &[Source], deliver: &mut dyn FnMut(Message) -> bool, stop: &AtomicUsize) {
     for (index, source) in sources.iter().enumerate() {
         if stop.load(Ordering::Relaxed) != 0 {
             return;
         }
         let result = match &source.path {
-            None => read_source(index, io::stdin().lock(), &tx, &stop),
-            Some(path) => File::open(path).and_then(|f| read_source(index, f, &tx, &stop)),
+            None => read_source(index, io::stdin().lock(), deliver, stop),
+            Some(path) => File::open(path).and_then(|f| read_source(index, f, deliver, stop)),
         };
         match result {
             Ok(true) => {}
             Ok(false) => return, // receiver gone
             Err(error) => {
-                if tx
-                    .send(Message::Failed {
-                        source: index,
-                        error,
-                    })
-                    .is_err()
-                {
+                if !deliver(Message::Failed {
+                    source: index,
+                    error,
+                }) {
                     return;
                 }
             }
@@ -121,7 +116,7 @@ pub fn read_all(sources: &[Source], tx: SyncSender<Message>, stop: Arc<AtomicUsi
 fn read_source(
     source: usize,
     mut reader: impl Read,
-    tx: &SyncSender<Message>,
+    deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
 ) -> io::Result<bool> {
     let mut splitter = Splitter::new(source);
@@ -160,7 +155,7 @@ fn read_source(
         carry.extend_from_slice(&data[cut..]);
         data.truncate(cut);
         let batch = splitter.split(data, std::mem::take(&mut unsent));
-        if (!batch.lines.is_empty() || batch.bytes > 0) && tx.send(Message::Batch(batch)).is_err() {
+        if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
             return Ok(false);
         }
         if at_eof {
@@ -261,13 +256,21 @@ mod tests {
     fn reader_handles_lines_longer_than_a_chunk() {
         let long = format!("\"{}\"", "x".repeat(CHUNK * 2 + 17));
         let input = format!("1\n{long}\n2");
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let mut messages = Vec::new();
         let stop = AtomicUsize::new(0);
-        read_source(0, input.as_bytes(), &tx, &stop).unwrap();
-        drop(tx);
+        read_source(
+            0,
+            input.as_bytes(),
+            &mut |m| {
+                messages.push(m);
+                true
+            },
+            &stop,
+        )
+        .unwrap();
         let mut got = Vec::new();
         let mut bytes = 0;
-        for m in rx {
+        for m in messages {
             if let Message::Batch(b) = m {
                 bytes += b.bytes;
                 got.extend(b.lines.iter().map(|l| (l.number, b.line(l).len())));

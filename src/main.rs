@@ -14,6 +14,7 @@ mod signal;
 mod stage;
 mod stats;
 mod status;
+mod worker;
 
 use std::io::Write;
 

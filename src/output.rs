@@ -8,53 +8,65 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-/// Buffered writer of surviving events, one per line.
+/// Serialises surviving events into a batch's output buffer, one per line.
+#[derive(Clone, Copy)]
+pub struct Formatter {
+    pub raw_output: bool,
+}
+
+impl Formatter {
+    /// An event that no map changed: the bytes of its line, or with `-r` the
+    /// text of a string line.
+    pub fn line(&self, out: &mut Vec<u8>, line: &[u8]) {
+        if self.raw_output && line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'"') {
+            if let Ok(v) = jaq_json::read::parse_single(line) {
+                return self.value(out, &v);
+            }
+        }
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+
+    /// A value as compact JSON (or a string's text with `-r`).
+    pub fn value(&self, out: &mut Vec<u8>, v: &Val) {
+        match v {
+            Val::TStr(s) | Val::BStr(s) if self.raw_output => out.extend_from_slice(s),
+            // Writing into a Vec cannot fail.
+            _ => jaq_json::write::write(out, &Default::default(), 0, v).expect("write to memory"),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Where surviving events go: standard output or the `-o` file, written in
+/// large blocks.
 pub struct EventWriter {
-    out: BufWriter<Box<dyn Write>>,
+    out: BufWriter<Box<dyn Write + Send>>,
     /// `stdout` or the `-o` path, for error messages.
     pub name: String,
-    raw_output: bool,
 }
 
 impl EventWriter {
-    pub fn stdout(raw_output: bool) -> EventWriter {
-        let out: Box<dyn Write> = Box::new(io::stdout());
+    pub fn stdout() -> EventWriter {
+        let out: Box<dyn Write + Send> = Box::new(io::stdout());
         EventWriter {
             out: BufWriter::with_capacity(64 * 1024, out),
             name: "stdout".into(),
-            raw_output,
         }
     }
 
-    pub fn create(path: &Path, raw_output: bool) -> io::Result<EventWriter> {
-        let out: Box<dyn Write> = Box::new(File::create(path)?);
+    pub fn create(path: &Path) -> io::Result<EventWriter> {
+        let out: Box<dyn Write + Send> = Box::new(File::create(path)?);
         let name = path.display().to_string();
         Ok(EventWriter {
             out: BufWriter::with_capacity(64 * 1024, out),
             name,
-            raw_output,
         })
     }
 
-    /// Writes an event that no map changed: the bytes of its line, or with
-    /// `-r` the text of a string line.
-    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.raw_output && line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'"') {
-            if let Ok(v) = jaq_json::read::parse_single(line) {
-                return self.write_value(&v);
-            }
-        }
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")
-    }
-
-    /// Writes a value as compact JSON (or a string's text with `-r`).
-    pub fn write_value(&mut self, v: &Val) -> io::Result<()> {
-        match v {
-            Val::TStr(s) | Val::BStr(s) if self.raw_output => self.out.write_all(s)?,
-            _ => jaq_json::write::write(&mut self.out, &Default::default(), 0, v)?,
-        }
-        self.out.write_all(b"\n")
+    /// Writes formatted events (large blocks bypass the buffer).
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

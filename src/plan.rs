@@ -5,7 +5,7 @@
 use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
 use crate::jq::{Globals, Program};
-use crate::output::{DeadLetter, EventWriter};
+use crate::output::{DeadLetter, EventWriter, Formatter};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::status;
 use jaq_json::Val;
@@ -13,7 +13,11 @@ use std::io::IsTerminal;
 
 pub struct Plan {
     pub sources: Vec<Source>,
-    pub stages: Vec<Box<dyn Stage>>,
+    /// The stages, as each worker thread builds them for itself.
+    pub chain: Chain,
+    /// Worker threads running the stages.
+    pub threads: usize,
+    pub formatter: Formatter,
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
@@ -23,6 +27,50 @@ pub struct Plan {
     /// Show the progress bar; `progress_forced` draws it even off a terminal.
     pub progress: bool,
     pub progress_forced: bool,
+}
+
+/// The stage chain as written on the command line, with its variables. jaq
+/// values are not `Send`, so each worker thread compiles its own copy; the
+/// plan compiles it once first, so every compile error is reported up front.
+#[derive(Clone)]
+pub struct Chain {
+    stages: Vec<(StageKind, String)>,
+    vars: Vec<(bool, String, String)>,
+}
+
+impl Chain {
+    /// Compiles every stage; the error reports each one that does not compile.
+    pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Fatal> {
+        let globals = Globals::new(variables(&self.vars)?);
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        let mut errors = String::new();
+        for (i, (kind, expr)) in self.stages.iter().enumerate() {
+            let position = i + 1;
+            let label = format!("--{} #{position}", kind.name());
+            let name = format!("{}#{position}", kind.name());
+            let expr = expr.clone();
+            match Program::compile(&expr, &label, &globals) {
+                Ok(program) => stages.push(match kind {
+                    StageKind::Filter => Box::new(FilterStage {
+                        name,
+                        expr,
+                        program,
+                    }),
+                    StageKind::Map => Box::new(MapStage {
+                        name,
+                        expr,
+                        program,
+                    }),
+                }),
+                Err(report) => errors.push_str(&report),
+            }
+        }
+        if errors.is_empty() {
+            Ok(stages)
+        } else {
+            Err(Fatal::usage(errors.trim_end().to_string()))
+        }
+    }
 }
 
 /// An error that ends evq before the run: the message and the exit status.
@@ -49,32 +97,11 @@ impl Fatal {
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
-        let globals = Globals::new(variables(&args)?);
-        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
-        let mut errors = String::new();
-        for (i, (kind, expr)) in args.stages.iter().enumerate() {
-            let position = i + 1;
-            let label = format!("--{} #{position}", kind.name());
-            let name = format!("{}#{position}", kind.name());
-            match Program::compile(expr, &label, &globals) {
-                Ok(program) => stages.push(match kind {
-                    StageKind::Filter => Box::new(FilterStage {
-                        name,
-                        expr: expr.clone(),
-                        program,
-                    }),
-                    StageKind::Map => Box::new(MapStage {
-                        name,
-                        expr: expr.clone(),
-                        program,
-                    }),
-                }),
-                Err(report) => errors.push_str(&report),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Fatal::usage(errors.trim_end().to_string()));
-        }
+        let chain = Chain {
+            stages: args.stages.clone(),
+            vars: args.vars.clone(),
+        };
+        chain.build()?;
 
         let mut sources: Vec<Source> = args.files.iter().map(|p| Source::new(p)).collect();
         if sources.is_empty() {
@@ -83,8 +110,8 @@ impl Plan {
 
         // Opened only now, so a usage error never truncates an output file.
         let output = match &args.output {
-            None => EventWriter::stdout(args.raw_output),
-            Some(path) => EventWriter::create(path, args.raw_output).map_err(|e| {
+            None => EventWriter::stdout(),
+            Some(path) => EventWriter::create(path).map_err(|e| {
                 Fatal::io(format!(
                     "evq: cannot create output file {}: {}",
                     path.display(),
@@ -104,9 +131,17 @@ impl Plan {
         };
 
         let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+        let threads = match args.threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         Ok(Plan {
             sources,
-            stages,
+            chain,
+            threads,
+            formatter: Formatter {
+                raw_output: args.raw_output,
+            },
             output,
             dead_letter,
             stats: args.stats,
@@ -120,9 +155,9 @@ impl Plan {
 }
 
 /// `--arg NAME VALUE` and `--argjson NAME JSON`, in command-line order.
-fn variables(args: &Args) -> Result<Vec<(String, Val)>, Fatal> {
+fn variables(args: &[(bool, String, String)]) -> Result<Vec<(String, Val)>, Fatal> {
     let mut vars = Vec::new();
-    for (json, name, value) in &args.vars {
+    for (json, name, value) in args {
         if *json {
             let name = var_name("--argjson", name)?;
             let value = crate::event::parse(value.as_bytes())

@@ -1,0 +1,172 @@
+//! A worker: runs one batch of lines through its own copy of the stages,
+//! depth-first (so output keeps input order and fan-out stays in place), and
+//! returns the batch's output bytes, its failed events and its counters. The
+//! executor puts batches back in input order and does everything else.
+
+use crate::event;
+use crate::input::Batch;
+use crate::output::Formatter;
+use crate::stage::{Event, Stage};
+use std::time::{Duration, Instant};
+
+/// What one stage did with one batch.
+#[derive(Default, Clone, Debug)]
+pub struct StageCounters {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub events_filtered: u64,
+    pub events_failed: u64,
+    pub time: Duration,
+}
+
+/// A failed event, for the executor to report and dead-letter in order.
+pub struct Failure {
+    pub line: u64,
+    /// Index of the stage that failed it, or `None` for a line that is not JSON.
+    pub stage: Option<usize>,
+    pub error: String,
+    pub raw: Vec<u8>,
+}
+
+/// The result of one batch.
+pub struct Processed {
+    pub source: usize,
+    pub bytes: u64,
+    /// Lines taken from the batch (all of them unless aborted).
+    pub events_ingested: u64,
+    pub events_emitted: u64,
+    pub parse_failed: u64,
+    pub stages: Vec<StageCounters>,
+    pub out: Vec<u8>,
+    pub failures: Vec<Failure>,
+    /// Under `--on-error abort`: the batch stopped at its first failure.
+    pub aborted: bool,
+}
+
+pub struct Worker {
+    stages: Vec<Box<dyn Stage>>,
+    /// One reusable output buffer per stage, so no stage allocates per event.
+    scratch: Vec<Vec<Event>>,
+    formatter: Formatter,
+    abort_on_failure: bool,
+}
+
+impl Worker {
+    pub fn new(
+        stages: Vec<Box<dyn Stage>>,
+        formatter: Formatter,
+        abort_on_failure: bool,
+    ) -> Worker {
+        let scratch = stages.iter().map(|_| Vec::new()).collect();
+        Worker {
+            stages,
+            scratch,
+            formatter,
+            abort_on_failure,
+        }
+    }
+
+    pub fn process(&mut self, batch: &Batch) -> Processed {
+        let mut p = Processed {
+            source: batch.source,
+            bytes: batch.bytes,
+            events_ingested: 0,
+            events_emitted: 0,
+            parse_failed: 0,
+            stages: vec![StageCounters::default(); self.stages.len()],
+            out: Vec::with_capacity(batch.data.len() + batch.data.len() / 8),
+            failures: Vec::new(),
+            aborted: false,
+        };
+        for line in &batch.lines {
+            let raw = batch.line(line);
+            p.events_ingested += 1;
+            let ok = if self.stages.is_empty() {
+                // Nothing needs the value: validating is enough.
+                match event::validate(raw) {
+                    Ok(()) => {
+                        self.formatter.line(&mut p.out, raw);
+                        p.events_emitted += 1;
+                        true
+                    }
+                    Err(error) => fail(&mut p, line.number, None, error, raw),
+                }
+            } else {
+                match event::parse(raw) {
+                    Ok(value) => self.stage(
+                        0,
+                        Event {
+                            value,
+                            changed: false,
+                        },
+                        raw,
+                        line.number,
+                        &mut p,
+                    ),
+                    Err(error) => fail(&mut p, line.number, None, error, raw),
+                }
+            };
+            if !ok && self.abort_on_failure {
+                p.aborted = true;
+                break;
+            }
+        }
+        p
+    }
+
+    /// Runs stage `i` on `event`, then what it passes on through the rest.
+    /// Returns false when an event failed.
+    fn stage(&mut self, i: usize, event: Event, raw: &[u8], line: u64, p: &mut Processed) -> bool {
+        if i == self.stages.len() {
+            if event.changed {
+                self.formatter.value(&mut p.out, &event.value);
+            } else {
+                self.formatter.line(&mut p.out, raw);
+            }
+            p.events_emitted += 1;
+            return true;
+        }
+        let mut out = std::mem::take(&mut self.scratch[i]);
+        let started = Instant::now();
+        let result = self.stages[i].process(event, &mut out);
+        let counters = &mut p.stages[i];
+        counters.time += started.elapsed();
+        counters.events_in += 1;
+        let mut ok = true;
+        match result {
+            Err(error) => {
+                counters.events_failed += 1;
+                ok = fail(p, line, Some(i), error, raw);
+            }
+            Ok(()) => {
+                counters.events_out += out.len() as u64;
+                if out.is_empty() {
+                    counters.events_filtered += 1;
+                }
+                for next in out.drain(..) {
+                    // After a failure under abort, the rest of the fan-out is not run.
+                    if ok || !self.abort_on_failure {
+                        ok &= self.stage(i + 1, next, raw, line, p);
+                    }
+                }
+            }
+        }
+        out.clear();
+        self.scratch[i] = out;
+        ok
+    }
+}
+
+/// Records a failed event; always returns false (the event failed).
+fn fail(p: &mut Processed, line: u64, stage: Option<usize>, error: String, raw: &[u8]) -> bool {
+    if stage.is_none() {
+        p.parse_failed += 1;
+    }
+    p.failures.push(Failure {
+        line,
+        stage,
+        error,
+        raw: raw.to_vec(),
+    });
+    false
+}
