@@ -3,10 +3,10 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod event;
 mod exec;
 mod input;
 mod jq;
+mod json;
 mod output;
 mod plan;
 mod progress;

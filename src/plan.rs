@@ -160,7 +160,7 @@ fn variables(args: &[(bool, String, String)]) -> Result<Vec<(String, Val)>, Fata
     for (json, name, value) in args {
         if *json {
             let name = var_name("--argjson", name)?;
-            let value = crate::event::parse(value.as_bytes())
+            let value = crate::json::parse(value.as_bytes())
                 .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?;
             vars.push((name, value));
         } else {

@@ -3,8 +3,8 @@
 //! returns the batch's output bytes, its failed events and its counters. The
 //! executor puts batches back in input order and does everything else.
 
-use crate::event;
 use crate::input::Batch;
+use crate::json;
 use crate::output::Formatter;
 use crate::stage::{Event, Stage};
 use std::time::{Duration, Instant};
@@ -83,16 +83,16 @@ impl Worker {
             p.events_ingested += 1;
             let ok = if self.stages.is_empty() {
                 // Nothing needs the value: validating is enough.
-                match event::validate(raw) {
+                match json::validate(raw) {
                     Ok(()) => {
                         self.formatter.line(&mut p.out, raw);
                         p.events_emitted += 1;
                         true
                     }
-                    Err(error) => fail(&mut p, line.number, None, error, raw),
+                    Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
             } else {
-                match event::parse(raw) {
+                match json::parse(raw) {
                     Ok(value) => self.stage(
                         0,
                         Event {
@@ -103,7 +103,7 @@ impl Worker {
                         line.number,
                         &mut p,
                     ),
-                    Err(error) => fail(&mut p, line.number, None, error, raw),
+                    Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
             };
             if !ok && self.abort_on_failure {

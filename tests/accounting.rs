@@ -224,7 +224,7 @@ fn stdin_failures_are_reported_as_stdin() {
     assert_eq!(common::stdout(&out), "{\"a\":1}\n");
     assert_eq!(
         common::stderr(&out),
-        "<stdin>:3: invalid JSON: expected ident at column 2\n"
+        "<stdin>:3: invalid JSON: expected value at column 1\n"
     );
 }
 
@@ -1084,7 +1084,7 @@ fn progress_flag_draws_on_stderr_without_touching_stdout() {
 
 #[test]
 fn deep_nesting_is_a_failed_event_with_or_without_a_stage() {
-    // Deeper than serde_json's limit of 128: failed, never a stack overflow.
+    // Deeper than the nesting limit of 128: failed, never a stack overflow.
     let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
     let ok = format!("{}{}\n", "[".repeat(100), "]".repeat(100));
     let input = format!("{ok}{deep}{ok}");

@@ -1,0 +1,613 @@
+//! Strict JSON (RFC 8259) for one input line, in one pass: validate it, parse
+//! it into a jaq value, or validate it while building only the fields a stage
+//! reads (`project`). One scanner serves all three, so a line is valid or not
+//! whatever a stage needs of it, and projected values are exactly the full
+//! parse's values at those fields.
+//!
+//! Values are built as jaq-json's own reader builds them: integers as machine
+//! or big integers, other numbers as decimal strings (so `1.50` keeps its
+//! spelling), and for a repeated key the last value at the first position.
+
+use jaq_json::{Map, Num, Rc, Val};
+use std::fmt;
+
+/// Deeper nesting is an error (as in serde_json), so that neither the parser
+/// here nor jaq's evaluation can overflow the stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a line is not valid JSON, and where.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Error {
+    Utf8 { offset: usize },
+    Syntax { offset: usize, reason: &'static str },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Utf8 { offset } => write!(f, "invalid UTF-8 at byte {}", offset + 1),
+            Error::Syntax { offset, reason } => {
+                write!(f, "invalid JSON: {reason} at column {}", offset + 1)
+            }
+        }
+    }
+}
+
+/// The fields of an event a stage reads: the whole value, or some keys of an
+/// object (each with what is read below it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fields {
+    Whole,
+    Keys(Vec<(Vec<u8>, Fields)>),
+}
+
+impl Fields {
+    /// Adds `path` (object keys from the root), read whole at its end.
+    pub fn add(&mut self, path: &[Vec<u8>]) {
+        let Some((first, rest)) = path.split_first() else {
+            *self = Fields::Whole;
+            return;
+        };
+        let Fields::Keys(keys) = self else { return };
+        match keys.iter_mut().find(|(k, _)| k == first) {
+            Some((_, sub)) => sub.add(rest),
+            None => {
+                let mut sub = Fields::Keys(Vec::new());
+                sub.add(rest);
+                keys.push((first.clone(), sub));
+            }
+        }
+    }
+}
+
+/// Checks that `line` is exactly one JSON value.
+pub fn validate(line: &[u8]) -> Result<(), Error> {
+    let mut s = Scanner::new(line)?;
+    s.skip_value(0)?;
+    s.end()
+}
+
+/// Parses `line` into a jaq value.
+pub fn parse(line: &[u8]) -> Result<Val, Error> {
+    let mut s = Scanner::new(line)?;
+    let v = s.value(0)?;
+    s.end()?;
+    Ok(v)
+}
+
+/// Validates `line` and builds the part of its value that `fields` names:
+/// objects on the way keep only those keys; anything else is built whole.
+pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {
+    let mut s = Scanner::new(line)?;
+    let v = s.project(fields, 0)?;
+    s.end()?;
+    Ok(v)
+}
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+type R<T> = Result<T, Error>;
+
+impl<'a> Scanner<'a> {
+    fn new(s: &'a [u8]) -> R<Scanner<'a>> {
+        // Checking the whole line at once is fast, and lets strings below
+        // treat every byte >= 0x80 as part of a valid character.
+        if let Err(e) = std::str::from_utf8(s) {
+            return Err(Error::Utf8 {
+                offset: e.valid_up_to(),
+            });
+        }
+        Ok(Scanner { s, i: 0 })
+    }
+
+    fn err<T>(&self, reason: &'static str) -> R<T> {
+        Err(Error::Syntax {
+            offset: self.i.min(self.s.len().saturating_sub(1)),
+            reason,
+        })
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn end(&mut self) -> R<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => self.err("trailing characters"),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> R<()> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            self.err("expected value")
+        }
+    }
+
+    /// Skips a value, checking it.
+    fn skip_value(&mut self, depth: usize) -> R<()> {
+        match self.peek() {
+            Some(b'"') => self.string_span().map(|_| ()),
+            Some(b'{') => self.object(depth, |s, _key, depth| s.skip_value(depth)),
+            Some(b'[') => self.array(depth, |s, depth| s.skip_value(depth)),
+            _ => self.scalar().map(|_| ()),
+        }
+    }
+
+    /// Parses a value.
+    fn value(&mut self, depth: usize) -> R<Val> {
+        match self.peek() {
+            Some(b'"') => {
+                let span = self.string_span()?;
+                Ok(Val::utf8_str(self.unescape(span)))
+            }
+            Some(b'{') => {
+                let mut map = Map::default();
+                self.object(depth, |s, key, depth| {
+                    let key = Val::utf8_str(s.unescape(key));
+                    let value = s.value(depth)?;
+                    map.insert(key, value);
+                    Ok(())
+                })?;
+                Ok(Val::obj(map))
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                self.array(depth, |s, depth| {
+                    items.push(s.value(depth)?);
+                    Ok(())
+                })?;
+                Ok(Val::Arr(Rc::new(items)))
+            }
+            _ => self.scalar(),
+        }
+    }
+
+    /// Parses what `fields` names of the value here, skipping (but checking) the rest.
+    fn project(&mut self, fields: &Fields, depth: usize) -> R<Val> {
+        let Fields::Keys(wanted) = fields else {
+            return self.value(depth);
+        };
+        if self.peek() != Some(b'{') {
+            return self.value(depth);
+        }
+        let mut map = Map::default();
+        self.object(depth, |s, key, depth| {
+            let raw = &s.s[key.start..key.end];
+            let found = if key.escaped {
+                let unescaped = s.unescape(key);
+                wanted.iter().find(|(k, _)| *k == unescaped)
+            } else {
+                wanted.iter().find(|(k, _)| k.as_slice() == raw)
+            };
+            match found {
+                Some((name, sub)) => {
+                    let value = s.project(sub, depth)?;
+                    map.insert(Val::utf8_str(name.clone()), value);
+                    Ok(())
+                }
+                None => s.skip_value(depth),
+            }
+        })?;
+        Ok(Val::obj(map))
+    }
+
+    /// `{ key: value, ... }`, calling `entry` with the key's span positioned at the value.
+    fn object(
+        &mut self,
+        depth: usize,
+        mut entry: impl FnMut(&mut Self, Span, usize) -> R<()>,
+    ) -> R<()> {
+        if depth >= MAX_DEPTH {
+            return self.err("nesting deeper than 128 levels");
+        }
+        self.i += 1; // {
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            match self.peek() {
+                Some(b'"') => {}
+                Some(b'}') => return self.err("trailing comma"),
+                None => return self.err("EOF while parsing an object"),
+                _ => return self.err("key must be a string"),
+            }
+            let key = self.string_span()?;
+            if self.peek() != Some(b':') {
+                return if self.peek().is_none() {
+                    self.err("EOF while parsing an object")
+                } else {
+                    self.err("expected `:`")
+                };
+            }
+            self.i += 1;
+            if self.peek().is_none() {
+                return self.err("EOF while parsing a value");
+            }
+            entry(self, key, depth + 1)?;
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                None => return self.err("EOF while parsing an object"),
+                _ => return self.err("expected `,` or `}`"),
+            }
+        }
+    }
+
+    /// `[ value, ... ]`, calling `item` positioned at each value.
+    fn array(&mut self, depth: usize, mut item: impl FnMut(&mut Self, usize) -> R<()>) -> R<()> {
+        if depth >= MAX_DEPTH {
+            return self.err("nesting deeper than 128 levels");
+        }
+        self.i += 1; // [
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            match self.peek() {
+                None => return self.err("EOF while parsing a list"),
+                Some(b']') => return self.err("trailing comma"),
+                _ => {}
+            }
+            item(self, depth + 1)?;
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                None => return self.err("EOF while parsing a list"),
+                _ => return self.err("expected `,` or `]`"),
+            }
+        }
+    }
+
+    /// null, true, false or a number.
+    fn scalar(&mut self) -> R<Val> {
+        match self.peek() {
+            Some(b'n') => self.literal(b"null").map(|_| Val::Null),
+            Some(b't') => self.literal(b"true").map(|_| Val::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|_| Val::Bool(false)),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            None => self.err("EOF while parsing a value"),
+            _ => self.err("expected value"),
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> R<Val> {
+        let start = self.i;
+        let s = self.s;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while s.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - from
+        };
+        let mut i = self.i;
+        if s[i] == b'-' {
+            i += 1;
+        }
+        match s.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if s.get(i).is_some_and(u8::is_ascii_digit) {
+                    self.i = i;
+                    return self.err("invalid number: leading zero");
+                }
+            }
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => {
+                self.i = i;
+                return self.err("invalid number");
+            }
+        }
+        let mut integer = true;
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            integer = false;
+            if digits(&mut i) == 0 {
+                self.i = i;
+                return self.err("invalid number: expected a digit after `.`");
+            }
+        }
+        if let Some(b'e' | b'E') = s.get(i) {
+            i += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = s.get(i) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                self.i = i;
+                return self.err("invalid number: expected a digit in the exponent");
+            }
+        }
+        self.i = i;
+        // The span is ASCII digits and signs, so it is a str.
+        let text = std::str::from_utf8(&s[start..i]).expect("ASCII");
+        Ok(Val::Num(if integer {
+            Num::from_str_radix(text, 10).expect("checked digits")
+        } else {
+            Num::Dec(Rc::new(text.to_string()))
+        }))
+    }
+
+    /// A string at `self.i` (the opening quote): checks it and returns the
+    /// span of its contents.
+    fn string_span(&mut self) -> R<Span> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let rest = &self.s[self.i..];
+            let Some(at) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.i = self.s.len();
+                return self.err("EOF while parsing a string");
+            };
+            if rest[..at].iter().any(|&b| b < 0x20) {
+                self.i += rest[..at].iter().position(|&b| b < 0x20).unwrap_or(0);
+                return self.err("control character in string");
+            }
+            self.i += at;
+            if self.s[self.i] == b'"' {
+                let span = Span {
+                    start,
+                    end: self.i,
+                    escaped,
+                };
+                self.i += 1;
+                return Ok(span);
+            }
+            escaped = true;
+            self.escape()?;
+        }
+    }
+
+    /// Checks one escape sequence at `self.i` (the backslash) and steps over it.
+    fn escape(&mut self) -> R<()> {
+        self.i += 1;
+        match self.s.get(self.i) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.i += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if self.s[self.i..].starts_with(b"\\u") {
+                            self.i += 1;
+                            if let 0xDC00..=0xDFFF = self.hex4()? {
+                                return Ok(());
+                            }
+                        }
+                        self.err("lone surrogate in \\u escape")
+                    }
+                    0xDC00..=0xDFFF => self.err("lone surrogate in \\u escape"),
+                    _ => Ok(()),
+                }
+            }
+            None => self.err("EOF while parsing a string"),
+            _ => self.err("invalid escape"),
+        }
+    }
+
+    /// `uXXXX` at `self.i`: returns the code unit and steps over it.
+    fn hex4(&mut self) -> R<u32> {
+        let digits = self.s.get(self.i + 1..self.i + 5);
+        let unit = digits
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| {
+                d.bytes()
+                    .all(|b| b.is_ascii_hexdigit())
+                    .then(|| u32::from_str_radix(d, 16).ok())
+                    .flatten()
+            });
+        match unit {
+            Some(u) => {
+                self.i += 5;
+                Ok(u)
+            }
+            None => self.err("invalid \\u escape"),
+        }
+    }
+
+    /// The text of a checked string span.
+    fn unescape(&self, span: Span) -> Vec<u8> {
+        let raw = &self.s[span.start..span.end];
+        if !span.escaped {
+            return raw.to_vec();
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            let Some(at) = memchr::memchr(b'\\', &raw[i..]) else {
+                out.extend_from_slice(&raw[i..]);
+                break;
+            };
+            out.extend_from_slice(&raw[i..i + at]);
+            i += at + 1;
+            let c = match raw[i] {
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let unit = |at: usize| {
+                        u32::from_str_radix(std::str::from_utf8(&raw[at..at + 4]).unwrap(), 16)
+                            .unwrap()
+                    };
+                    let hi = unit(i + 1);
+                    i += 4;
+                    let code = if (0xD800..=0xDBFF).contains(&hi) {
+                        let lo = unit(i + 3);
+                        i += 6;
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    } else {
+                        hi
+                    };
+                    char::from_u32(code).expect("checked escape")
+                }
+                other => other as char,
+            };
+            i += 1;
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+        out
+    }
+}
+
+/// Where a string's contents are, and whether they hold escapes.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_as_jaq(line: &str) {
+        let ours = parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let jaq = jaq_json::read::parse_single(line.as_bytes()).unwrap();
+        assert_eq!(ours.to_string(), jaq.to_string(), "{line}");
+    }
+
+    #[test]
+    fn parses_like_jaq() {
+        for line in [
+            r#"{"a":[1,2.50,-0,1e2,3E+2,-1.5e-3,100000000000000000000000],"b":{"c":null,"d":true,"e":false}}"#,
+            r#"  "caf\u00e9 \"q\" \\ \/ \b\f\n\r\t \ud83d\ude00 é"  "#,
+            r#"{"k":1,"k":2,"j":3}"#,
+            "[]",
+            "{}",
+            "[[],{},[{}]]",
+            "0",
+            "-12",
+        ] {
+            same_as_jaq(line);
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_json() {
+        let bad: &[(&[u8], &str)] = &[
+            (
+                b"{\"a\":1} {\"b\":2}",
+                "invalid JSON: trailing characters at column 9",
+            ),
+            (
+                b"{\"a\":",
+                "invalid JSON: EOF while parsing a value at column 5",
+            ),
+            (b"\"caf\xe9\"", "invalid UTF-8 at byte 5"),
+            (b"[1,]", "invalid JSON: trailing comma at column 4"),
+            (b"{\"a\":1,}", "invalid JSON: trailing comma at column 8"),
+            (
+                b"this is not json",
+                "invalid JSON: expected value at column 1",
+            ),
+            (
+                b"01",
+                "invalid JSON: invalid number: leading zero at column 2",
+            ),
+            (
+                b"\"\\ud800\"",
+                "invalid JSON: lone surrogate in \\u escape at column 8",
+            ),
+            (b"\"\\x\"", "invalid JSON: invalid escape at column 3"),
+            (
+                b"\"a\tb\"",
+                "invalid JSON: control character in string at column 3",
+            ),
+            (b"{1:2}", "invalid JSON: key must be a string at column 2"),
+            (b"NaN", "invalid JSON: expected value at column 1"),
+            (
+                b"1.",
+                "invalid JSON: invalid number: expected a digit after `.` at column 2",
+            ),
+            (b"", "invalid JSON: EOF while parsing a value at column 1"),
+        ];
+        for (line, message) in bad {
+            let text = String::from_utf8_lossy(line);
+            assert_eq!(
+                validate(line).unwrap_err().to_string(),
+                *message,
+                "validate {text}"
+            );
+            assert_eq!(
+                parse(line).unwrap_err().to_string(),
+                *message,
+                "parse {text}"
+            );
+            assert_eq!(
+                project(line, &Fields::Keys(vec![]))
+                    .unwrap_err()
+                    .to_string(),
+                *message,
+                "project {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(
+            validate(deep.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("nesting deeper than 128 levels")
+        );
+        assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn projection_keeps_only_the_named_fields() {
+        let mut fields = Fields::Keys(vec![]);
+        fields.add(&[b"a".to_vec(), b"b".to_vec()]);
+        fields.add(&[b"k".to_vec()]);
+        let line =
+            br#"{"x":[1,{"y":2}],"a":{"b":[1.50],"c":3},"k":"v","a":{"b":7,"z":{}},"\u006b":"w"}"#;
+        assert_eq!(
+            project(line, &fields).unwrap().to_string(),
+            r#"{"a":{"b":7},"k":"w"}"#
+        );
+        // Not an object where keys are wanted: kept whole, so errors read the same.
+        assert_eq!(
+            project(br#"{"a":[1,2]}"#, &fields).unwrap().to_string(),
+            r#"{"a":[1,2]}"#
+        );
+        assert_eq!(project(b"[1]", &fields).unwrap().to_string(), "[1]");
+        // The skipped parts are still checked.
+        assert!(project(br#"{"x":[1,,2],"k":1}"#, &fields).is_err());
+    }
+}
