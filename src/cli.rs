@@ -174,6 +174,11 @@ pub struct Args {
     #[arg(short = 'j', long, value_name = "N", env = "EVQ_THREADS", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Performance")]
     pub threads: Option<u16>,
 
+    /// Parse every event whole even when the stages read only some fields
+    /// (for differential tests and benchmarks).
+    #[arg(long, env = "EVQ_FULL_PARSE", hide = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub full_parse: bool,
+
     /// Write a generated file to standard output and exit.
     #[arg(long, value_name = "KIND", value_enum, hide = true)]
     pub generate: Option<Generate>,

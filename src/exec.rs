@@ -103,9 +103,10 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
         let chain = plan.chain.clone();
         let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
+        let projection = plan.projection.clone();
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort);
+            let mut worker = Worker::new(stages, formatter, abort, projection);
             for message in batch_rx {
                 let outcome = match message {
                     Message::Batch(batch) => Outcome::Batch(worker.process(&batch)),

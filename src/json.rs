@@ -42,6 +42,23 @@ pub enum Fields {
 }
 
 impl Fields {
+    /// Adds everything `other` reads.
+    pub fn merge(&mut self, other: &Fields) {
+        match other {
+            Fields::Whole => *self = Fields::Whole,
+            Fields::Keys(keys) => {
+                for (key, sub) in keys {
+                    if let Fields::Keys(mine) = self {
+                        match mine.iter_mut().find(|(k, _)| k == key) {
+                            Some((_, m)) => m.merge(sub),
+                            None => mine.push((key.clone(), sub.clone())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds `path` (object keys from the root), read whole at its end.
     pub fn add(&mut self, path: &[Vec<u8>]) {
         let Some((first, rest)) = path.split_first() else {

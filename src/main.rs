@@ -4,6 +4,7 @@
 
 mod cli;
 mod exec;
+mod fields;
 mod input;
 mod jq;
 mod json;

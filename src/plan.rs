@@ -5,6 +5,7 @@
 use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
 use crate::jq::{Globals, Program};
+use crate::json::Fields;
 use crate::output::{DeadLetter, EventWriter, Formatter};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::status;
@@ -17,6 +18,8 @@ pub struct Plan {
     pub chain: Chain,
     /// Worker threads running the stages.
     pub threads: usize,
+    /// Build only the fields the stages read (see `fields`), or `None` for whole events.
+    pub projection: Option<Fields>,
     pub formatter: Formatter,
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
@@ -39,6 +42,20 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// The fields of an input line the chain reads: those of the filters up
+    /// to and including the first map (later stages see that map's output,
+    /// not the line). `None`: the whole event.
+    pub fn fields(&self) -> Option<Fields> {
+        let mut fields = Fields::Keys(Vec::new());
+        for (kind, expr) in &self.stages {
+            fields.merge(&crate::fields::read_by(expr)?);
+            if *kind == StageKind::Map {
+                break;
+            }
+        }
+        Some(fields)
+    }
+
     /// Compiles every stage; the error reports each one that does not compile.
     pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Fatal> {
         let globals = Globals::new(variables(&self.vars)?);
@@ -137,6 +154,11 @@ impl Plan {
         };
         Ok(Plan {
             sources,
+            projection: if args.full_parse {
+                None
+            } else {
+                chain.fields()
+            },
             chain,
             threads,
             formatter: Formatter {

@@ -4,7 +4,7 @@
 //! executor puts batches back in input order and does everything else.
 
 use crate::input::Batch;
-use crate::json;
+use crate::json::{self, Fields};
 use crate::output::Formatter;
 use crate::stage::{Event, Stage};
 use std::time::{Duration, Instant};
@@ -49,6 +49,8 @@ pub struct Worker {
     scratch: Vec<Vec<Event>>,
     formatter: Formatter,
     abort_on_failure: bool,
+    /// Build only these fields of each line for the stages (`None`: all).
+    projection: Option<Fields>,
 }
 
 impl Worker {
@@ -56,6 +58,7 @@ impl Worker {
         stages: Vec<Box<dyn Stage>>,
         formatter: Formatter,
         abort_on_failure: bool,
+        projection: Option<Fields>,
     ) -> Worker {
         let scratch = stages.iter().map(|_| Vec::new()).collect();
         Worker {
@@ -63,6 +66,7 @@ impl Worker {
             scratch,
             formatter,
             abort_on_failure,
+            projection,
         }
     }
 
@@ -92,7 +96,11 @@ impl Worker {
                     Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
             } else {
-                match json::parse(raw) {
+                let value = match &self.projection {
+                    Some(fields) => json::project(raw, fields),
+                    None => json::parse(raw),
+                };
+                match value {
                     Ok(value) => self.stage(
                         0,
                         Event {
