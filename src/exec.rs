@@ -96,6 +96,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     drop(stages);
 
     let threads = plan.threads.max(1);
+    let pool = Arc::new(input::Pool::default());
     let mut to_workers = Vec::new();
     let mut from_workers = Vec::new();
     for _ in 0..threads {
@@ -104,12 +105,17 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let chain = plan.chain.clone();
         let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
+        let pool = Arc::clone(&pool);
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort, projection);
+            let mut worker = Worker::new(stages, formatter, abort, projection, Arc::clone(&pool));
             for message in batch_rx {
                 let outcome = match message {
-                    Message::Batch(batch) => Outcome::Batch(worker.process(&batch)),
+                    Message::Batch(batch) => {
+                        let processed = worker.process(&batch);
+                        pool.give(batch.data);
+                        Outcome::Batch(processed)
+                    }
                     Message::Failed { source, error } => Outcome::Failed { source, error },
                 };
                 if result_tx.send(outcome).is_err() {
@@ -125,7 +131,12 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     // knows when it has taken back everything that was read.
     let dealt = Arc::new(AtomicU64::new(0));
     {
-        let (sources, stop, dealt) = (plan.sources, Arc::clone(&stop), Arc::clone(&dealt));
+        let (sources, stop, dealt, pool) = (
+            plan.sources,
+            Arc::clone(&stop),
+            Arc::clone(&dealt),
+            Arc::clone(&pool),
+        );
         std::thread::spawn(move || {
             let mut next = 0;
             input::read_all(
@@ -137,12 +148,13 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                     sent
                 },
                 &stop,
+                &pool,
             )
         });
     }
 
     let stopped = collector
-        .collect(&from_workers, &stop, &dealt)
+        .collect(&from_workers, &stop, &dealt, &pool)
         .err()
         .or_else(|| collector.flush().err());
     collector.finish(
@@ -162,6 +174,7 @@ impl Collector {
         workers: &[Receiver<Outcome>],
         stop: &AtomicUsize,
         dealt: &AtomicU64,
+        pool: &input::Pool,
     ) -> Result<(), Stop> {
         let mut taken: u64 = 0;
         loop {
@@ -184,13 +197,18 @@ impl Collector {
             };
             taken += 1;
             match outcome {
-                Outcome::Batch(batch) => self.batch(batch)?,
+                Outcome::Batch(mut batch) => {
+                    let out = std::mem::take(&mut batch.out);
+                    let result = self.batch(batch, &out);
+                    pool.give(out);
+                    result?
+                }
                 Outcome::Failed { source, error } => self.input_failed(source, error),
             }
         }
     }
 
-    fn batch(&mut self, batch: Processed) -> Result<(), Stop> {
+    fn batch(&mut self, batch: Processed, out: &[u8]) -> Result<(), Stop> {
         let stats = &mut self.stats;
         stats.bytes_read += batch.bytes;
         stats.events_ingested += batch.events_ingested;
@@ -209,7 +227,7 @@ impl Collector {
             total.processing_time += counters.time;
         }
         self.output
-            .write(&batch.out)
+            .write(out)
             .map_err(|e| write_error(&self.output.name, e))?;
         for failure in &batch.failures {
             let stage = failure.stage.map(|i| self.stage_names[i].as_str());

@@ -6,10 +6,40 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How much one read asks for; a batch holds the complete lines of one or more reads.
 const CHUNK: usize = 256 * 1024;
+
+/// Buffers handed back after use, so that batches and their output reuse
+/// memory that is already mapped instead of faulting in fresh pages.
+#[derive(Default)]
+pub struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    /// Buffers kept at most; more are freed.
+    const KEEP: usize = 64;
+
+    /// A buffer, recycled when one is free: not necessarily empty.
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut bufs| bufs.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Takes `buf` back; its contents stay (readers overwrite, writers clear).
+    pub fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut bufs) = self.0.lock() {
+            if bufs.len() < Self::KEEP {
+                bufs.push(buf);
+            }
+        }
+    }
+}
 
 /// One input named on the command line.
 #[derive(Clone, Debug)]
@@ -88,14 +118,19 @@ pub enum Message {
 
 /// Reads `sources` in order, handing each message to `deliver` until done,
 /// until `deliver` returns false (nobody listens), or until `stop` is set (by a signal).
-pub fn read_all(sources: &[Source], deliver: &mut dyn FnMut(Message) -> bool, stop: &AtomicUsize) {
+pub fn read_all(
+    sources: &[Source],
+    deliver: &mut dyn FnMut(Message) -> bool,
+    stop: &AtomicUsize,
+    pool: &Pool,
+) {
     for (index, source) in sources.iter().enumerate() {
         if stop.load(Ordering::Relaxed) != 0 {
             return;
         }
         let result = match &source.path {
-            None => read_source(index, io::stdin().lock(), deliver, stop),
-            Some(path) => File::open(path).and_then(|f| read_source(index, f, deliver, stop)),
+            None => read_source(index, io::stdin().lock(), deliver, stop, pool),
+            Some(path) => File::open(path).and_then(|f| read_source(index, f, deliver, stop, pool)),
         };
         match result {
             Ok(true) => {}
@@ -118,6 +153,7 @@ fn read_source(
     mut reader: impl Read,
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
+    pool: &Pool,
 ) -> io::Result<bool> {
     let mut splitter = Splitter::new(source);
     let mut carry: Vec<u8> = Vec::new();
@@ -126,35 +162,39 @@ fn read_source(
         if stop.load(Ordering::Relaxed) != 0 {
             return Ok(true);
         }
-        let mut data = Vec::with_capacity(carry.len() + CHUNK);
-        data.append(&mut carry);
-        let filled = data.len();
-        data.resize(filled + CHUNK, 0);
+        // A recycled buffer is already initialised: only growing it zeroes memory.
+        let mut data = pool.take();
+        let filled = carry.len();
+        if data.len() < filled + CHUNK {
+            data.resize(filled + CHUNK, 0);
+        }
+        data[..filled].copy_from_slice(&carry);
+        carry.clear();
         let n = loop {
-            match reader.read(&mut data[filled..]) {
+            match reader.read(&mut data[filled..filled + CHUNK]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         };
-        data.truncate(filled + n);
+        let valid = filled + n;
         unsent += n as u64;
         let at_eof = n == 0;
         let cut = if at_eof {
-            data.len()
+            valid
         } else {
-            match memchr::memrchr(b'\n', &data) {
+            match memchr::memrchr(b'\n', &data[..valid]) {
                 Some(i) => i + 1,
                 None => {
                     // A line longer than what we have: keep reading into it.
-                    carry = data;
+                    carry.extend_from_slice(&data[..valid]);
+                    pool.give(data);
                     continue;
                 }
             }
         };
-        carry.extend_from_slice(&data[cut..]);
-        data.truncate(cut);
-        let batch = splitter.split(data, std::mem::take(&mut unsent));
+        carry.extend_from_slice(&data[cut..valid]);
+        let batch = splitter.split(data, cut, std::mem::take(&mut unsent));
         if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
             return Ok(false);
         }
@@ -180,26 +220,30 @@ impl Splitter {
         }
     }
 
-    /// `data` holds whole lines only (the last may lack its newline at EOF).
-    fn split(&mut self, data: Vec<u8>, bytes: u64) -> Batch {
+    /// `data[..end]` holds whole lines only (the last may lack its newline at EOF).
+    fn split(&mut self, data: Vec<u8>, end: usize, bytes: u64) -> Batch {
         let mut lines = Vec::new();
         let mut start = 0;
-        if self.at_start && !data.is_empty() {
+        let data_end = end;
+        if self.at_start && data_end > 0 {
             self.at_start = false;
-            if data.starts_with(b"\xEF\xBB\xBF") {
+            if data[..data_end].starts_with(b"\xEF\xBB\xBF") {
                 start = 3;
             }
         }
-        while start < data.len() {
-            let newline = memchr::memchr(b'\n', &data[start..]).map(|i| start + i);
-            let next = newline.map_or(data.len(), |i| i + 1);
-            let mut end = newline.unwrap_or(data.len());
+        while start < data_end {
+            let newline = memchr::memchr(b'\n', &data[start..data_end]).map(|i| start + i);
+            let next = newline.map_or(data_end, |i| i + 1);
+            let mut end = newline.unwrap_or(data_end);
             if end > start && data[end - 1] == b'\r' {
                 end -= 1;
             }
             self.line_number += 1;
             let text = &data[start..end];
-            if !text.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+            // Most lines start with `{`: only a line starting with white space
+            // needs the full look.
+            let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+            if text.first().is_some_and(|b| !blank(b)) || !text.iter().all(blank) {
                 lines.push(Line {
                     start,
                     end,
@@ -223,7 +267,7 @@ mod tests {
 
     fn lines(input: &[u8]) -> Vec<(u64, String)> {
         let mut s = Splitter::new(0);
-        let b = s.split(input.to_vec(), input.len() as u64);
+        let b = s.split(input.to_vec(), input.len(), input.len() as u64);
         b.lines
             .iter()
             .map(|l| (l.number, String::from_utf8_lossy(b.line(l)).into_owned()))
@@ -246,8 +290,8 @@ mod tests {
     #[test]
     fn line_numbers_continue_across_buffers() {
         let mut s = Splitter::new(0);
-        let a = s.split(b"1\n\n".to_vec(), 3);
-        let b = s.split(b"2\n".to_vec(), 2);
+        let a = s.split(b"1\n\nxx".to_vec(), 3, 3);
+        let b = s.split(b"2\n".to_vec(), 2, 2);
         assert_eq!(a.lines[0].number, 1);
         assert_eq!(b.lines[0].number, 3);
     }
@@ -266,6 +310,7 @@ mod tests {
                 true
             },
             &stop,
+            &Pool::default(),
         )
         .unwrap();
         let mut got = Vec::new();

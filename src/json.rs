@@ -79,14 +79,14 @@ impl Fields {
 
 /// Checks that `line` is exactly one JSON value.
 pub fn validate(line: &[u8]) -> Result<(), Error> {
-    let mut s = Scanner::new(line)?;
+    let mut s = Scanner::new(line);
     s.skip_value(0)?;
     s.end()
 }
 
 /// Parses `line` into a jaq value.
 pub fn parse(line: &[u8]) -> Result<Val, Error> {
-    let mut s = Scanner::new(line)?;
+    let mut s = Scanner::new(line);
     let v = s.value(0)?;
     s.end()?;
     Ok(v)
@@ -95,7 +95,7 @@ pub fn parse(line: &[u8]) -> Result<Val, Error> {
 /// Validates `line` and builds the part of its value that `fields` names:
 /// objects on the way keep only those keys; anything else is built whole.
 pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {
-    let mut s = Scanner::new(line)?;
+    let mut s = Scanner::new(line);
     let v = s.project(fields, 0)?;
     s.end()?;
     Ok(v)
@@ -109,15 +109,8 @@ struct Scanner<'a> {
 type R<T> = Result<T, Error>;
 
 impl<'a> Scanner<'a> {
-    fn new(s: &'a [u8]) -> R<Scanner<'a>> {
-        // Checking the whole line at once is fast, and lets strings below
-        // treat every byte >= 0x80 as part of a valid character.
-        if let Err(e) = std::str::from_utf8(s) {
-            return Err(Error::Utf8 {
-                offset: e.valid_up_to(),
-            });
-        }
-        Ok(Scanner { s, i: 0 })
+    fn new(s: &'a [u8]) -> Scanner<'a> {
+        Scanner { s, i: 0 }
     }
 
     fn err<T>(&self, reason: &'static str) -> R<T> {
@@ -162,7 +155,7 @@ impl<'a> Scanner<'a> {
             Some(b'"') => self.string_span().map(|_| ()),
             Some(b'{') => self.object(depth, |s, _key, depth| s.skip_value(depth)),
             Some(b'[') => self.array(depth, |s, depth| s.skip_value(depth)),
-            _ => self.scalar().map(|_| ()),
+            _ => self.scalar(false).map(|_| ()),
         }
     }
 
@@ -191,7 +184,7 @@ impl<'a> Scanner<'a> {
                 })?;
                 Ok(Val::Arr(Rc::new(items)))
             }
-            _ => self.scalar(),
+            _ => self.scalar(true),
         }
     }
 
@@ -299,20 +292,21 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// null, true, false or a number.
-    fn scalar(&mut self) -> R<Val> {
+    /// null, true, false or a number (built only when `build`: skipping a
+    /// number allocates nothing).
+    fn scalar(&mut self, build: bool) -> R<Val> {
         match self.peek() {
             Some(b'n') => self.literal(b"null").map(|_| Val::Null),
             Some(b't') => self.literal(b"true").map(|_| Val::Bool(true)),
             Some(b'f') => self.literal(b"false").map(|_| Val::Bool(false)),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => self.number(build),
             None => self.err("EOF while parsing a value"),
             _ => self.err("expected value"),
         }
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> R<Val> {
+    fn number(&mut self, build: bool) -> R<Val> {
         let start = self.i;
         let s = self.s;
         let digits = |i: &mut usize| {
@@ -363,6 +357,9 @@ impl<'a> Scanner<'a> {
             }
         }
         self.i = i;
+        if !build {
+            return Ok(Val::Null);
+        }
         // The span is ASCII digits and signs, so it is a str.
         let text = std::str::from_utf8(&s[start..i]).expect("ASCII");
         Ok(Val::Num(if integer {
@@ -373,33 +370,54 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string at `self.i` (the opening quote): checks it and returns the
-    /// span of its contents.
+    /// span of its contents. One pass over the bytes: most log strings are
+    /// short, where a table lookup per byte beats setting up a SIMD search.
     fn string_span(&mut self) -> R<Span> {
         self.i += 1;
         let start = self.i;
         let mut escaped = false;
+        let s = self.s;
         loop {
-            let rest = &self.s[self.i..];
-            let Some(at) = memchr::memchr2(b'"', b'\\', rest) else {
-                self.i = self.s.len();
-                return self.err("EOF while parsing a string");
-            };
-            if rest[..at].iter().any(|&b| b < 0x20) {
-                self.i += rest[..at].iter().position(|&b| b < 0x20).unwrap_or(0);
-                return self.err("control character in string");
+            let mut i = self.i;
+            while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
+                i += 1;
             }
-            self.i += at;
-            if self.s[self.i] == b'"' {
-                let span = Span {
-                    start,
-                    end: self.i,
-                    escaped,
-                };
-                self.i += 1;
-                return Ok(span);
+            self.i = i;
+            match s.get(i) {
+                None => return self.err("EOF while parsing a string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Span {
+                        start,
+                        end: i,
+                        escaped,
+                    });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(&b) if b >= 0x80 => self.utf8()?,
+                Some(_) => return self.err("control character in string"),
             }
-            escaped = true;
-            self.escape()?;
+        }
+    }
+
+    /// Checks the run of non-ASCII bytes at `self.i` and steps over it.
+    /// (Outside strings such bytes are syntax errors, so only strings check.)
+    fn utf8(&mut self) -> R<()> {
+        let run = self.s[self.i..]
+            .iter()
+            .position(|b| b.is_ascii())
+            .unwrap_or(self.s.len() - self.i);
+        match std::str::from_utf8(&self.s[self.i..self.i + run]) {
+            Ok(_) => {
+                self.i += run;
+                Ok(())
+            }
+            Err(e) => Err(Error::Utf8 {
+                offset: self.i + e.valid_up_to(),
+            }),
         }
     }
 
@@ -498,6 +516,18 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Bytes that end the fast scan of a string: quote, backslash, control
+/// characters, and the start of a non-ASCII character (checked as UTF-8).
+const STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize || b >= 0x80;
+        b += 1;
+    }
+    table
+};
+
 /// Where a string's contents are, and whether they hold escapes.
 #[derive(Clone, Copy)]
 struct Span {
@@ -544,6 +574,9 @@ mod tests {
                 "invalid JSON: EOF while parsing a value at column 5",
             ),
             (b"\"caf\xe9\"", "invalid UTF-8 at byte 5"),
+            (b"[\"\xc3\xa9\xc3\"]", "invalid UTF-8 at byte 5"),
+            (b"[\"\xed\xa0\x80\"]", "invalid UTF-8 at byte 3"),
+            (b"\xff", "invalid JSON: expected value at column 1"),
             (b"[1,]", "invalid JSON: trailing comma at column 4"),
             (b"{\"a\":1,}", "invalid JSON: trailing comma at column 8"),
             (

@@ -3,10 +3,11 @@
 //! returns the batch's output bytes, its failed events and its counters. The
 //! executor puts batches back in input order and does everything else.
 
-use crate::input::Batch;
+use crate::input::{Batch, Pool};
 use crate::json::{self, Fields};
 use crate::output::Formatter;
 use crate::stage::{Event, Stage};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one stage did with one batch.
@@ -51,6 +52,7 @@ pub struct Worker {
     abort_on_failure: bool,
     /// Build only these fields of each line for the stages (`None`: all).
     projection: Option<Fields>,
+    pool: Arc<Pool>,
 }
 
 impl Worker {
@@ -59,6 +61,7 @@ impl Worker {
         formatter: Formatter,
         abort_on_failure: bool,
         projection: Option<Fields>,
+        pool: Arc<Pool>,
     ) -> Worker {
         let scratch = stages.iter().map(|_| Vec::new()).collect();
         Worker {
@@ -67,6 +70,7 @@ impl Worker {
             formatter,
             abort_on_failure,
             projection,
+            pool,
         }
     }
 
@@ -78,10 +82,12 @@ impl Worker {
             events_emitted: 0,
             parse_failed: 0,
             stages: vec![StageCounters::default(); self.stages.len()],
-            out: Vec::with_capacity(batch.data.len() + batch.data.len() / 8),
+            out: Vec::new(),
             failures: Vec::new(),
             aborted: false,
         };
+        p.out = self.pool.take();
+        p.out.clear();
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
