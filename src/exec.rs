@@ -96,7 +96,10 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     drop(stages);
 
     let threads = plan.threads.max(1);
-    let pool = Arc::new(input::Pool::default());
+    // Batch buffers go reader -> worker -> reader; output buffers worker ->
+    // this thread -> worker. Two pools, so each keeps buffers of its own size.
+    let read_pool = Arc::new(input::Pool::default());
+    let out_pool = Arc::new(input::Pool::default());
     let mut to_workers = Vec::new();
     let mut from_workers = Vec::new();
     for _ in 0..threads {
@@ -105,15 +108,15 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let chain = plan.chain.clone();
         let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
-        let pool = Arc::clone(&pool);
+        let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort, projection, Arc::clone(&pool));
+            let mut worker = Worker::new(stages, formatter, abort, projection, out_pool);
             for message in batch_rx {
                 let outcome = match message {
                     Message::Batch(batch) => {
                         let processed = worker.process(&batch);
-                        pool.give(batch.data);
+                        read_pool.give(batch.data);
                         Outcome::Batch(processed)
                     }
                     Message::Failed { source, error } => Outcome::Failed { source, error },
@@ -135,7 +138,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             plan.sources,
             Arc::clone(&stop),
             Arc::clone(&dealt),
-            Arc::clone(&pool),
+            Arc::clone(&read_pool),
         );
         std::thread::spawn(move || {
             let mut next = 0;
@@ -154,7 +157,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     }
 
     let stopped = collector
-        .collect(&from_workers, &stop, &dealt, &pool)
+        .collect(&from_workers, &stop, &dealt, &out_pool)
         .err()
         .or_else(|| collector.flush().err());
     collector.finish(

@@ -166,7 +166,9 @@ fn read_source(
         let mut data = pool.take();
         let filled = carry.len();
         if data.len() < filled + CHUNK {
-            data.resize(filled + CHUNK, 0);
+            // Room for a usual carried-over tail too, so the buffer is not
+            // grown (and copied) again on its next use.
+            data.resize((filled + CHUNK).max(CHUNK + CHUNK / 4), 0);
         }
         data[..filled].copy_from_slice(&carry);
         carry.clear();

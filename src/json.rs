@@ -379,6 +379,13 @@ impl<'a> Scanner<'a> {
         let s = self.s;
         loop {
             let mut i = self.i;
+            // Eight bytes at a time while none of them is special.
+            while let Some(chunk) = s.get(i..i + 8) {
+                if has_special(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
+                    break;
+                }
+                i += 8;
+            }
             while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
                 i += 1;
             }
@@ -528,6 +535,19 @@ const STRING_SPECIAL: [bool; 256] = {
     table
 };
 
+/// True when one of the eight bytes in `x` is in `STRING_SPECIAL`: below
+/// 0x20, a quote, a backslash, or 0x80 and above (the usual SWAR tests).
+#[inline]
+fn has_special(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_0x20 = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    let quote = zero_byte(x ^ (ONES * b'"' as u64));
+    let backslash = zero_byte(x ^ (ONES * b'\\' as u64));
+    (below_0x20 | quote | backslash | (x & HIGH)) != 0
+}
+
 /// Where a string's contents are, and whether they hold escapes.
 #[derive(Clone, Copy)]
 struct Span {
@@ -622,6 +642,33 @@ mod tests {
                     .to_string(),
                 *message,
                 "project {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn special_bytes_are_found_in_every_position() {
+        for special in [0u8, 0x1f, b'"', b'\\', 0x80, 0xff] {
+            for pos in 0..8 {
+                let mut bytes = *b"abcdefgh";
+                bytes[pos] = special;
+                assert!(
+                    has_special(u64::from_le_bytes(bytes)),
+                    "{special:#x} at {pos}"
+                );
+            }
+        }
+        for plain in [b"abcdefgh", b"        ", b"~~~~}}}}", b"!#$%&'()"] {
+            assert!(!has_special(u64::from_le_bytes(*plain)));
+        }
+        // Every byte value alone in a plain word.
+        for b in 0..=255u8 {
+            let mut bytes = *b"xxxxxxxx";
+            bytes[3] = b;
+            assert_eq!(
+                has_special(u64::from_le_bytes(bytes)),
+                STRING_SPECIAL[b as usize],
+                "{b:#x}"
             );
         }
     }
