@@ -81,6 +81,11 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                     ..Default::default()
                 })
                 .collect(),
+            fields_read: if stages.is_empty() {
+                Some(Vec::new())
+            } else {
+                plan.projection.as_ref().and_then(|f| f.paths())
+            },
             ..Default::default()
         },
         stage_names: stages.iter().map(|s| s.name().to_string()).collect(),

@@ -42,6 +42,40 @@ pub enum Fields {
 }
 
 impl Fields {
+    /// The paths read, in jq syntax (`.data.amount`, `.["a b"]`); `None` for
+    /// the whole value.
+    pub fn paths(&self) -> Option<Vec<String>> {
+        fn walk(f: &Fields, prefix: String, out: &mut Vec<String>) {
+            match f {
+                Fields::Whole => out.push(prefix),
+                Fields::Keys(keys) => {
+                    for (key, sub) in keys {
+                        let key = String::from_utf8_lossy(key);
+                        let plain = key
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                        let step = if plain {
+                            format!(".{key}")
+                        } else {
+                            format!(".[{}]", serde_json::to_string(&key).expect("string"))
+                        };
+                        walk(sub, format!("{prefix}{step}"), out);
+                    }
+                }
+            }
+        }
+        match self {
+            Fields::Whole => None,
+            keys => {
+                let mut out = Vec::new();
+                walk(keys, String::new(), &mut out);
+                Some(out)
+            }
+        }
+    }
+
     /// Adds everything `other` reads.
     pub fn merge(&mut self, other: &Fields) {
         match other {

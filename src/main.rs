@@ -2,21 +2,7 @@
 //! main parses the command line, builds the plan, runs it and exits with its status.
 #![forbid(unsafe_code)]
 
-mod cli;
-mod exec;
-mod fields;
-mod input;
-mod jq;
-mod json;
-mod output;
-mod plan;
-mod progress;
-mod signal;
-mod stage;
-mod stats;
-mod status;
-mod worker;
-
+use evq::{cli, exec, plan, signal};
 use std::io::Write;
 
 // Events allocate many small values from several threads; mimalloc is much

@@ -40,6 +40,9 @@ pub struct Stats {
     #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
     pub events_per_sec: f64,
+    /// The fields of each event that were parsed (`[]`: none, the lines were
+    /// only checked); `null` when events were parsed whole.
+    pub fields_read: Option<Vec<String>>,
     pub stages: Vec<StageStats>,
     pub inputs: Vec<InputStats>,
 }
@@ -86,6 +89,13 @@ impl Stats {
             "evq: {} bytes read in {:.1} ms, {:.0} events/s\n",
             self.bytes_read, ms, self.events_per_sec
         ));
+        match &self.fields_read {
+            Some(fields) if !fields.is_empty() => {
+                out.push_str(&format!("evq: fields read: {}\n", fields.join(", ")))
+            }
+            Some(_) => {}
+            None => out.push_str("evq: fields read: whole events\n"),
+        }
         if !self.stages.is_empty() {
             let mut rows = vec![row(&[
                 "stage", "in", "out", "filtered", "failed", "time ms", "expr",

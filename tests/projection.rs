@@ -1,0 +1,237 @@
+//! Differential test of "read only what a stage needs": every chain here runs
+//! twice over the same input, once building only the fields the stages read
+//! and once parsing every event whole (`--full-parse`), and the two runs must
+//! agree on output bytes, failure reports, dead letter, stats and exit status.
+//! (The rest of the suite also passes with EVQ_FULL_PARSE=1.)
+
+mod common;
+
+use std::fmt::Write as _;
+
+/// Lines meant to trip a projection up: missing and repeated keys, escaped
+/// keys, non-objects where objects are expected, odd numbers, bad lines.
+const LINES: &[&str] = &[
+    r#"{"a":1,"b":{"c":2,"d":[1,2,3]},"s":"x","n":null}"#,
+    r#"{"a":"str","b":{"c":"2"},"s":"y"}"#,
+    r#"{"a":[1,2],"b":[{"c":1}],"s":"a\"b"}"#,
+    r#"{"b":{"c":{"c":{"c":3}}},"a":1.50,"a":2.50}"#,
+    r#"{"\u0061":10,"b":{"\u0063":"esc"},"s":"caf\u00e9"}"#,
+    r#"{"a":{"b":1},"b":null,"s":""}"#,
+    r#"{"a":100000000000000000000001,"b":{"c":-0.0e10},"s":"\ud83d\ude00"}"#,
+    r#"{"b":{"d":{"x":1}},"s":"/api/orders","a":true}"#,
+    r#"{}"#,
+    r#"[1,{"a":2}]"#,
+    r#""just a string""#,
+    r#"42"#,
+    r#"null"#,
+    r#"{"a":1,"b":{"c":2},"junk":[1,,2]}"#,
+    r#"{"a":1,"b":{"c":2}} trailing"#,
+    r#"{"a":1,"b":{"c":"\x"}}"#,
+    r#"{"a":1,"s":"\ud800"}"#,
+    r#"{"a":1,"b":{"c":2},"s":"ok","z":{"deep":[[[[{"q":1}]]]]}}"#,
+];
+
+/// Parts that read fixed paths, parts that need more, and ways to combine them.
+const PATHS: &[&str] = &[
+    ".a",
+    ".b.c",
+    ".b",
+    ".s",
+    ".[\"a\"]",
+    ".b.c?",
+    ".b.d[0]",
+    ".z.deep",
+    ".n",
+    ".missing.x",
+    ".",
+];
+const UNARY: &[&str] = &[
+    "{}",
+    "{} > 1",
+    "{} == \"x\"",
+    "{} + 1",
+    "({} | length)",
+    "({} | tostring)",
+    "({} | test(\"a\"))",
+    "({} | keys)",
+    "({} | type)",
+    "[{}]",
+    "\"<\\({})>\"",
+    "{} // \"dflt\"",
+    "({} as $v | $v)",
+    "({} | .c)",
+    "({} | .[0])",
+    "({} | to_entries)",
+    "({} | has(\"c\"))",
+    "({}[])",
+    "select({})",
+    "({} | not)",
+];
+const BINARY: &[&str] = &[
+    "{} and {}",
+    "{} or {}",
+    "{x: {}, y: {}}",
+    "[{}, {}]",
+    "if {} then {} else {} end",
+    "{}, {}",
+    "{} == {}",
+];
+
+/// A small deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+fn expr(rng: &mut Rng) -> String {
+    let leaf = |rng: &mut Rng| rng.pick(UNARY).replace("{}", rng.pick(PATHS));
+    match rng.next() % 3 {
+        0 => leaf(rng),
+        _ => {
+            let mut e = rng.pick(BINARY).to_string();
+            while e.contains("{}") {
+                let part = leaf(rng);
+                e = e.replacen("{}", &format!("({part})"), 1);
+            }
+            e
+        }
+    }
+}
+
+fn run(
+    args: &[String],
+    input_path: &std::path::Path,
+    full_parse: bool,
+) -> (i32, Vec<u8>, String, serde_json::Value, Vec<u8>) {
+    let dir = common::tempdir();
+    let dl = dir.path().join("dl.ndjson");
+    let mut cmd = common::evq();
+    // This test decides itself which runs parse in full.
+    cmd.env_remove("EVQ_FULL_PARSE");
+    cmd.args(["--stats=json", "--threads", "1", "--dead-letter"])
+        .arg(&dl)
+        .args(args)
+        .arg(input_path);
+    if full_parse {
+        cmd.arg("--full-parse");
+    }
+    let out = cmd.output().expect("run evq");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    let stats_line = lines.pop().unwrap_or_else(|| panic!("no stats: {stderr}"));
+    let reports = lines.join("\n");
+    let mut stats: serde_json::Value =
+        serde_json::from_str(stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stderr}"));
+    for key in ["elapsed_ms", "events_per_sec", "fields_read"] {
+        stats.as_object_mut().unwrap().remove(key);
+    }
+    for stage in stats["stages"].as_array_mut().unwrap() {
+        stage.as_object_mut().unwrap().remove("processing_time_ms");
+    }
+    let reports = reports.replace(input_path.to_str().unwrap(), "IN");
+    let dead = std::fs::read(&dl).unwrap_or_default();
+    let dead = String::from_utf8(dead)
+        .unwrap()
+        .replace(input_path.to_str().unwrap(), "IN")
+        .into_bytes();
+    (common::status(&out), out.stdout, reports, stats, dead)
+}
+
+#[test]
+fn projected_and_full_parses_agree_on_generated_chains() {
+    let mut input = String::new();
+    for line in LINES {
+        writeln!(input, "{line}").unwrap();
+    }
+    let dir = common::tempdir();
+    let path = dir.path().join("in.ndjson");
+    std::fs::write(&path, &input).unwrap();
+    let mut rng = Rng(7);
+    let mut projected_chains = 0;
+    for case in 0..120 {
+        // One to three stages; a map anywhere, filters around it.
+        let stages = 1 + rng.next() % 3;
+        let mut args = Vec::new();
+        for _ in 0..stages {
+            args.push(if rng.next() % 2 == 0 { "-f" } else { "-m" }.to_string());
+            args.push(expr(&mut rng));
+        }
+        let full = run(&args, &path, true);
+        let projected = run(&args, &path, false);
+        assert_eq!(projected.0, full.0, "case {case} {args:?}: exit status");
+        assert!(
+            projected.1 == full.1,
+            "case {case} {args:?}: stdout\n--- projected\n{}--- full\n{}",
+            String::from_utf8_lossy(&projected.1),
+            String::from_utf8_lossy(&full.1)
+        );
+        assert_eq!(projected.2, full.2, "case {case} {args:?}: failure reports");
+        assert_eq!(projected.3, full.3, "case {case} {args:?}: stats");
+        assert!(projected.4 == full.4, "case {case} {args:?}: dead letter");
+        if projected_fields(&args, &path) {
+            projected_chains += 1;
+        }
+    }
+    // The comparison means something only if many chains were projected.
+    assert!(
+        projected_chains >= 30,
+        "only {projected_chains} of 120 chains read fixed fields"
+    );
+}
+
+/// Whether evq read only some fields for this chain (stats say which).
+fn projected_fields(args: &[String], path: &std::path::Path) -> bool {
+    let out = common::evq()
+        .env_remove("EVQ_FULL_PARSE")
+        .arg("--stats=json")
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    let stats = common::stats_json(&out);
+    stats["fields_read"].is_array()
+}
+
+/// `fields_read` from the stats of running evq with `args` on no input.
+fn fields_read(args: &[&str]) -> serde_json::Value {
+    let out = common::evq()
+        .env_remove("EVQ_FULL_PARSE")
+        .arg("--stats=json")
+        .args(args)
+        .output()
+        .unwrap();
+    common::stats_json(&out)["fields_read"].clone()
+}
+
+#[test]
+fn stats_say_which_fields_are_read() {
+    use serde_json::{Value, json};
+    assert_eq!(
+        fields_read(&[
+            "-f",
+            ".data.amount > 100",
+            "-m",
+            "{ts, level}",
+            "-f",
+            "keys"
+        ]),
+        json!([".data.amount", ".ts", ".level"])
+    );
+    assert_eq!(
+        fields_read(&["-f", ".[\"a b\"].c"]),
+        json!([".[\"a b\"].c"])
+    );
+    assert_eq!(fields_read(&["-m", ".a = 1"]), Value::Null);
+    assert_eq!(fields_read(&["--full-parse", "-f", ".a"]), Value::Null);
+    assert_eq!(fields_read(&[]), json!([]));
+}
