@@ -133,6 +133,26 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, help_heading = "Stages")]
     pub argjson: Vec<String>,
 
+    /// Aggregate events per key over windows of event time: tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (durations like 250ms, 10s, 5m, 1h, 1d). The window stage sits where this option is in the chain.
+    #[arg(long, value_name = "SPEC", help_heading = "Windows")]
+    pub window: Option<String>,
+
+    /// Group the window's events by EXPR (repeat for a composite key; the result's "key" is then an array).
+    #[arg(long = "key", value_name = "EXPR", action = ArgAction::Append, help_heading = "Windows")]
+    pub keys: Vec<String>,
+
+    /// Event time: seconds since the epoch (>= 1e11 ms, >= 1e14 µs, >= 1e17 ns) or an RFC 3339 string. Default: arrival time.
+    #[arg(long, value_name = "EXPR", help_heading = "Windows")]
+    pub time: Option<String>,
+
+    /// An aggregate per window and key: count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect. Without --window: one result per key at the end (group-by).
+    #[arg(long = "agg", value_name = "NAME=FUNC(EXPR)", action = ArgAction::Append, help_heading = "Windows")]
+    pub aggs: Vec<String>,
+
+    /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late.
+    #[arg(long, value_name = "DURATION", help_heading = "Windows")]
+    pub lateness: Option<String>,
+
     /// Write events to FILE instead of standard output (created or truncated).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
@@ -197,6 +217,10 @@ pub struct Args {
 pub enum StageKind {
     Filter,
     Map,
+    /// `--window` with its `--key`, `--time`, `--agg` and `--lateness`.
+    Window,
+    /// `--agg` without `--window`: group-by over the whole input.
+    Aggregate,
 }
 
 impl StageKind {
@@ -204,6 +228,8 @@ impl StageKind {
         match self {
             StageKind::Filter => "filter",
             StageKind::Map => "map",
+            StageKind::Window => "window",
+            StageKind::Aggregate => "aggregate",
         }
     }
 }
@@ -225,6 +251,15 @@ pub fn parse() -> Args {
         {
             stages.extend(indices.zip(values).map(|(i, v)| (i, kind, v.clone())));
         }
+    }
+    // The window stage sits where --window is, or without it the first --agg.
+    let window_at = match (matches.indices_of("window"), matches.indices_of("aggs")) {
+        (Some(mut at), _) => at.next().map(|i| (i, StageKind::Window)),
+        (None, Some(mut at)) => at.next().map(|i| (i, StageKind::Aggregate)),
+        _ => None,
+    };
+    if let Some((i, kind)) = window_at {
+        stages.push((i, kind, args.window.clone().unwrap_or_default()));
     }
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();

@@ -9,7 +9,7 @@ use crate::input::{self, Message};
 use crate::output::{DeadLetter, EventWriter};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stats::{InputStats, StageStats, Stats};
+use crate::stats::{InputStats, StageStats, Stats, WindowStats};
 use crate::status;
 use crate::worker::{Processed, Worker};
 use std::sync::Arc;
@@ -21,6 +21,15 @@ use std::time::{Duration, Instant};
 const REPORT_LIMIT: u64 = 10;
 /// Batches queued per worker, in each direction.
 const QUEUE: usize = 2;
+/// How often an idle stateful worker looks at the clock (windows on arrival time).
+const TICK: Duration = Duration::from_millis(100);
+
+/// The time now, in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Why a run stopped before its inputs ended.
 enum Stop {
@@ -61,6 +70,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         .chain
         .build()
         .expect("the plan compiled this chain already");
+    let stateful = stages.iter().any(|s| s.stateful());
     let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
     let mut collector = Collector {
         stats: Stats {
@@ -70,6 +80,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                     name: s.name().into(),
                     kind: s.kind(),
                     expr: s.expr().into(),
+                    window: s.stateful().then(WindowStats::default),
                     ..Default::default()
                 })
                 .collect(),
@@ -114,21 +125,36 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
         let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
+        let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
             let mut worker = Worker::new(stages, formatter, abort, projection, out_pool);
-            for message in batch_rx {
-                let outcome = match message {
-                    Message::Batch(batch) => {
+            let stateful = worker.stateful();
+            loop {
+                let outcome = match batch_rx.recv_timeout(TICK) {
+                    Ok(Message::Batch(batch)) => {
                         let processed = worker.process(&batch);
                         read_pool.give(batch.data);
                         Outcome::Batch(processed)
                     }
-                    Message::Failed { source, error } => Outcome::Failed { source, error },
+                    Ok(Message::Failed { source, error }) => Outcome::Failed { source, error },
+                    Err(RecvTimeoutError::Timeout) if stateful => {
+                        // Input is idle. After a signal the reader may never
+                        // return from its read: what came in is all there is.
+                        if stop.load(Ordering::Relaxed) != 0 {
+                            break;
+                        }
+                        Outcome::Batch(worker.tick(now_ms()))
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 };
                 if result_tx.send(outcome).is_err() {
                     return;
                 }
+            }
+            if stateful {
+                let _ = result_tx.send(Outcome::Batch(worker.finish()));
             }
         });
         to_workers.push(batch_tx);
@@ -162,7 +188,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     }
 
     let stopped = collector
-        .collect(&from_workers, &stop, &dealt, &out_pool)
+        .collect(&from_workers, &stop, &dealt, &out_pool, stateful)
         .err()
         .or_else(|| collector.flush().err());
     collector.finish(
@@ -183,8 +209,11 @@ impl Collector {
         stop: &AtomicUsize,
         dealt: &AtomicU64,
         pool: &input::Pool,
+        stateful: bool,
     ) -> Result<(), Stop> {
         let mut taken: u64 = 0;
+        // A stateful chain sends what it still holds after the last batch.
+        let mut waiting_for_last = stateful;
         loop {
             let from = &workers[(taken % workers.len() as u64) as usize];
             let outcome = match from.try_recv() {
@@ -193,7 +222,10 @@ impl Collector {
                 Err(TryRecvError::Empty) => {
                     // Nothing ready: whatever is written so far goes out now.
                     self.flush()?;
-                    if stop.load(Ordering::Relaxed) != 0 && taken >= dealt.load(Ordering::SeqCst) {
+                    if stop.load(Ordering::Relaxed) != 0
+                        && taken >= dealt.load(Ordering::SeqCst)
+                        && !waiting_for_last
+                    {
                         return Ok(());
                     }
                     match from.recv_timeout(Duration::from_millis(100)) {
@@ -203,15 +235,19 @@ impl Collector {
                     }
                 }
             };
-            taken += 1;
             match outcome {
                 Outcome::Batch(mut batch) => {
+                    taken += u64::from(batch.from_reader);
+                    waiting_for_last &= !batch.last;
                     let out = std::mem::take(&mut batch.out);
                     let result = self.batch(batch, &out);
                     pool.give(out);
                     result?
                 }
-                Outcome::Failed { source, error } => self.input_failed(source, error),
+                Outcome::Failed { source, error } => {
+                    taken += 1;
+                    self.input_failed(source, error)
+                }
             }
         }
     }
@@ -222,32 +258,48 @@ impl Collector {
         stats.events_ingested += batch.events_ingested;
         stats.events_emitted += batch.events_emitted;
         stats.parse_failed += batch.parse_failed;
-        stats.events_failed += batch.failures.len() as u64;
+        let failed = batch.failures.iter().filter(|f| !f.late).count() as u64;
+        stats.events_failed += failed;
         let input = &mut stats.inputs[batch.source];
         input.bytes += batch.bytes;
         input.lines += batch.events_ingested;
-        input.failed += batch.failures.len() as u64;
+        input.failed += failed;
         for (total, counters) in stats.stages.iter_mut().zip(&batch.stages) {
             total.events_in += counters.events_in;
             total.events_out += counters.events_out;
             total.events_filtered += counters.events_filtered;
             total.events_failed += counters.events_failed;
             total.processing_time += counters.time;
+            if let Some(w) = &mut total.window {
+                w.events_aggregated += counters.events_aggregated;
+                w.events_late += counters.events_late;
+                if let Some(c) = counters.windows {
+                    w.windows_open = w.windows_open.max(c.windows_open);
+                    w.windows_emitted = w.windows_emitted.max(c.windows_emitted);
+                }
+            }
         }
         self.output
             .write(out)
             .map_err(|e| write_error(&self.output.name, e))?;
         for failure in &batch.failures {
             let stage = failure.stage.map(|i| self.stage_names[i].as_str());
-            if !self.quiet {
+            // Late events are accounted for in the stage's stats and the dead
+            // letter; they are not failures to report.
+            if !self.quiet && !failure.late {
                 self.reported += 1;
                 if self.reported <= REPORT_LIMIT {
-                    let display = self.sources[batch.source].display();
                     let prefix = stage.map_or(String::new(), |n| format!("{n}: "));
-                    self.progress.eprintln(&format!(
-                        "{display}:{}: {prefix}{}",
-                        failure.line, failure.error
-                    ));
+                    self.progress.eprintln(&if failure.line == 0 {
+                        // An event a window emitted at the end of input or when idle.
+                        format!(
+                            "evq: {prefix}{} (on a result emitted by an earlier stage)",
+                            failure.error
+                        )
+                    } else {
+                        let display = self.sources[batch.source].display();
+                        format!("{display}:{}: {prefix}{}", failure.line, failure.error)
+                    });
                 }
             }
             if let Some(dl) = &mut self.dead_letter {

@@ -7,6 +7,7 @@ use crate::input::Source;
 use crate::jq::{Globals, Program};
 use crate::json::Fields;
 use crate::output::{DeadLetter, EventWriter, Formatter};
+use crate::stage::window::{WindowConfig, WindowStage, agg, time};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::status;
 use jaq_json::Val;
@@ -39,6 +40,111 @@ pub struct Plan {
 pub struct Chain {
     stages: Vec<(StageKind, String)>,
     vars: Vec<(bool, String, String)>,
+    window: WindowArgs,
+}
+
+/// The options of the window stage, as written.
+#[derive(Clone, Default)]
+struct WindowArgs {
+    spec: Option<String>,
+    keys: Vec<String>,
+    time: Option<String>,
+    aggs: Vec<String>,
+    lateness: Option<String>,
+}
+
+impl WindowArgs {
+    /// The jq expressions the window stage runs on each event.
+    fn exprs(&self) -> Vec<String> {
+        let aggs = self
+            .aggs
+            .iter()
+            .filter_map(|a| agg::parse_agg(a).ok()?.expr);
+        self.keys
+            .iter()
+            .chain(&self.time)
+            .cloned()
+            .chain(aggs)
+            .collect()
+    }
+
+    /// What the stage shows as its expression in stats.
+    fn describe(&self) -> String {
+        let mut parts = vec![self.spec.clone().unwrap_or_else(|| "group".into())];
+        parts.extend(self.keys.iter().map(|k| format!("key {k}")));
+        parts.extend(self.time.iter().map(|t| format!("time {t}")));
+        parts.extend(self.lateness.iter().map(|l| format!("lateness {l}")));
+        parts.extend(self.aggs.iter().cloned());
+        parts.join("; ")
+    }
+
+    fn build(&self, name: String, globals: &Globals, errors: &mut String) -> Option<WindowStage> {
+        let spec = match self.spec.as_deref().map(time::parse_window).transpose() {
+            Ok(spec) => spec,
+            Err(e) => {
+                errors.push_str(&format!("evq: --window: {e}\n"));
+                return None;
+            }
+        };
+        let lateness = match self
+            .lateness
+            .as_deref()
+            .map(time::parse_duration)
+            .transpose()
+        {
+            Ok(l) => l.unwrap_or(0),
+            Err(e) => {
+                errors.push_str(&format!("evq: --lateness: {e}\n"));
+                return None;
+            }
+        };
+        let mut compile = |code: &str, label: String| match Program::compile(code, &label, globals)
+        {
+            Ok(p) => Some(p),
+            Err(report) => {
+                errors.push_str(&report);
+                None
+            }
+        };
+        let keys: Vec<Option<Program>> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| compile(k, format!("--key #{}", i + 1)))
+            .collect();
+        let time = self.time.as_deref().map(|t| compile(t, "--time".into()));
+        let mut aggs = Vec::new();
+        let mut ok = keys.iter().all(Option::is_some) && time.as_ref().is_none_or(Option::is_some);
+        let mut bad_aggs = String::new();
+        for text in &self.aggs {
+            match agg::parse_agg(text) {
+                Ok(spec) => {
+                    let program = spec
+                        .expr
+                        .as_deref()
+                        .map(|e| compile(e, format!("--agg {}", spec.name)));
+                    ok &= program.as_ref().is_none_or(Option::is_some);
+                    aggs.push((spec, program.flatten()));
+                }
+                Err(e) => {
+                    bad_aggs.push_str(&format!("evq: {e}\n"));
+                    ok = false;
+                }
+            }
+        }
+        errors.push_str(&bad_aggs);
+        if !ok {
+            return None;
+        }
+        let config = WindowConfig {
+            spec,
+            keys: keys.into_iter().flatten().collect(),
+            time: time.flatten(),
+            aggs,
+            lateness,
+        };
+        Some(WindowStage::new(name, self.describe(), config))
+    }
 }
 
 impl Chain {
@@ -48,8 +154,16 @@ impl Chain {
     pub fn fields(&self) -> Option<Fields> {
         let mut fields = Fields::Keys(Vec::new());
         for (kind, expr) in &self.stages {
-            fields.merge(&crate::fields::read_by(expr)?);
-            if *kind == StageKind::Map {
+            match kind {
+                StageKind::Filter | StageKind::Map => fields.merge(&crate::fields::read_by(expr)?),
+                StageKind::Window | StageKind::Aggregate => {
+                    for expr in self.window.exprs() {
+                        fields.merge(&crate::fields::read_by(&expr)?);
+                    }
+                }
+            }
+            // Later stages see this stage's output, not the line.
+            if *kind != StageKind::Filter {
                 break;
             }
         }
@@ -66,6 +180,12 @@ impl Chain {
             let label = format!("--{} #{position}", kind.name());
             let name = format!("{}#{position}", kind.name());
             let expr = expr.clone();
+            if matches!(kind, StageKind::Window | StageKind::Aggregate) {
+                if let Some(stage) = self.window.build(name, &globals, &mut errors) {
+                    stages.push(Box::new(stage));
+                }
+                continue;
+            }
             match Program::compile(&expr, &label, &globals) {
                 Ok(program) => stages.push(match kind {
                     StageKind::Filter => Box::new(FilterStage {
@@ -73,7 +193,7 @@ impl Chain {
                         expr,
                         program,
                     }),
-                    StageKind::Map => Box::new(MapStage {
+                    _ => Box::new(MapStage {
                         name,
                         expr,
                         program,
@@ -114,9 +234,39 @@ impl Fatal {
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
+        let has_window = args.window.is_some() || !args.aggs.is_empty();
+        for (given, option) in [
+            (!args.keys.is_empty(), "--key"),
+            (args.time.is_some(), "--time"),
+            (args.lateness.is_some(), "--lateness"),
+        ] {
+            if given && !has_window {
+                return Err(Fatal::usage(format!(
+                    "evq: {option} goes with --window or --agg"
+                )));
+            }
+        }
+        for (given, option) in [
+            (args.time.is_some(), "--time"),
+            (args.lateness.is_some(), "--lateness"),
+        ] {
+            if given && args.window.is_none() {
+                return Err(Fatal::usage(format!(
+                    "evq: {option} needs --window (--agg alone groups the whole input, with no time)"
+                )));
+            }
+        }
+        let window = WindowArgs {
+            spec: args.window.clone(),
+            keys: args.keys.clone(),
+            time: args.time.clone(),
+            aggs: args.aggs.clone(),
+            lateness: args.lateness.clone(),
+        };
         let chain = Chain {
             stages: args.stages.clone(),
             vars: args.vars.clone(),
+            window,
         };
         chain.build()?;
 
@@ -148,7 +298,10 @@ impl Plan {
         };
 
         let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+        // A window keeps state across events: its chain runs on one worker,
+        // in input order (reading and writing still run apart).
         let threads = match args.threads {
+            _ if has_window => 1,
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };

@@ -15,6 +15,20 @@ pub struct StageStats {
     pub events_failed: u64,
     #[serde(rename = "processing_time_ms", serialize_with = "millis")]
     pub processing_time: Duration,
+    /// Window and aggregate stages only.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowStats>,
+}
+
+/// What a window stage adds: its events_in are events_aggregated +
+/// events_late + events_failed, and its events_out the results emitted.
+#[derive(Serialize, Default, Debug, Clone, Copy)]
+pub struct WindowStats {
+    pub events_aggregated: u64,
+    pub events_late: u64,
+    /// Most (window, key) states open at once.
+    pub windows_open: u64,
+    pub windows_emitted: u64,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -112,6 +126,18 @@ impl Stats {
                 ]);
             }
             out.push_str(&table(&rows));
+            for s in &self.stages {
+                if let Some(w) = &s.window {
+                    out.push_str(&format!(
+                        "{}: {} aggregated, {} late, {} results emitted, at most {} windows open\n",
+                        s.name,
+                        w.events_aggregated,
+                        w.events_late,
+                        w.windows_emitted,
+                        w.windows_open
+                    ));
+                }
+            }
         }
         let mut rows = vec![row(&["input", "lines", "bytes", "failed", ""])];
         for i in &self.inputs {

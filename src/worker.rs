@@ -6,7 +6,7 @@
 use crate::input::{Batch, Pool};
 use crate::json::{self, Fields};
 use crate::output::Formatter;
-use crate::stage::{Event, Stage};
+use crate::stage::{Event, Rejected, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,16 +17,24 @@ pub struct StageCounters {
     pub events_out: u64,
     pub events_filtered: u64,
     pub events_failed: u64,
+    /// Stateful stages only: events taken into a window, and events too late for theirs.
+    pub events_aggregated: u64,
+    pub events_late: u64,
+    /// Stateful stages only: the stage's own counters so far.
+    pub windows: Option<crate::stage::WindowCounters>,
     pub time: Duration,
 }
 
-/// A failed event, for the executor to report and dead-letter in order.
+/// A failed (or late) event, for the executor to report and dead-letter in order.
 pub struct Failure {
+    /// The input line, or 0 for an event a stage emitted at the end of input.
     pub line: u64,
     /// Index of the stage that failed it, or `None` for a line that is not JSON.
     pub stage: Option<usize>,
     pub error: String,
     pub raw: Vec<u8>,
+    /// A late event: dead-lettered and counted as late, not as failed.
+    pub late: bool,
 }
 
 /// The result of one batch.
@@ -42,6 +50,11 @@ pub struct Processed {
     pub failures: Vec<Failure>,
     /// Under `--on-error abort`: the batch stopped at its first failure.
     pub aborted: bool,
+    /// False for what a stateful stage emits on its own (idle tick, end of
+    /// input), which the reader did not deal out.
+    pub from_reader: bool,
+    /// What a stateful chain emitted at the end of input: nothing follows.
+    pub last: bool,
 }
 
 pub struct Worker {
@@ -75,19 +88,7 @@ impl Worker {
     }
 
     pub fn process(&mut self, batch: &Batch) -> Processed {
-        let mut p = Processed {
-            source: batch.source,
-            bytes: batch.bytes,
-            events_ingested: 0,
-            events_emitted: 0,
-            parse_failed: 0,
-            stages: vec![StageCounters::default(); self.stages.len()],
-            out: Vec::new(),
-            failures: Vec::new(),
-            aborted: false,
-        };
-        p.out = self.pool.take();
-        p.out.clear();
+        let mut p = self.empty(batch.source, batch.bytes);
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
@@ -128,6 +129,63 @@ impl Worker {
         p
     }
 
+    /// Whether the chain holds state across events (then it runs on one
+    /// worker, which also gets `tick` and `finish`).
+    pub fn stateful(&self) -> bool {
+        self.stages.iter().any(|s| s.stateful())
+    }
+
+    /// Lets stateful stages emit what has closed by now (arrival time).
+    pub fn tick(&mut self, now: i64) -> Processed {
+        self.emit_from_stages(|stage, out| stage.tick(now, out))
+    }
+
+    /// End of input: stateful stages emit everything they hold.
+    pub fn finish(&mut self) -> Processed {
+        let mut p = self.emit_from_stages(|stage, out| stage.finish(out));
+        p.last = true;
+        p
+    }
+
+    /// Asks each stage in turn for what it emits on its own, and runs that
+    /// through the stages after it. Such events come from no input line.
+    fn emit_from_stages(
+        &mut self,
+        mut emit: impl FnMut(&mut dyn Stage, &mut Vec<Event>),
+    ) -> Processed {
+        let mut p = self.empty(0, 0);
+        p.from_reader = false;
+        for i in 0..self.stages.len() {
+            let mut out = std::mem::take(&mut self.scratch[i]);
+            emit(self.stages[i].as_mut(), &mut out);
+            p.stages[i].events_out += out.len() as u64;
+            p.stages[i].windows = self.stages[i].window_counters();
+            for next in out.drain(..) {
+                self.stage(i + 1, next, b"", 0, &mut p);
+            }
+            self.scratch[i] = out;
+        }
+        p
+    }
+
+    fn empty(&mut self, source: usize, bytes: u64) -> Processed {
+        let mut out = self.pool.take();
+        out.clear();
+        Processed {
+            source,
+            bytes,
+            events_ingested: 0,
+            events_emitted: 0,
+            parse_failed: 0,
+            stages: vec![StageCounters::default(); self.stages.len()],
+            out,
+            failures: Vec::new(),
+            aborted: false,
+            from_reader: true,
+            last: false,
+        }
+    }
+
     /// Runs stage `i` on `event`, then what it passes on through the rest.
     /// Returns false when an event failed.
     fn stage(&mut self, i: usize, event: Event, raw: &[u8], line: u64, p: &mut Processed) -> bool {
@@ -146,15 +204,28 @@ impl Worker {
         let counters = &mut p.stages[i];
         counters.time += started.elapsed();
         counters.events_in += 1;
+        let stateful = self.stages[i].stateful();
         let mut ok = true;
         match result {
-            Err(error) => {
+            Err(Rejected::Failed(error)) => {
                 counters.events_failed += 1;
                 ok = fail(p, line, Some(i), error, raw);
             }
+            Err(Rejected::Late(error)) => {
+                counters.events_late += 1;
+                p.failures.push(Failure {
+                    line,
+                    stage: Some(i),
+                    error,
+                    raw: raw.to_vec(),
+                    late: true,
+                });
+            }
             Ok(()) => {
                 counters.events_out += out.len() as u64;
-                if out.is_empty() {
+                if stateful {
+                    counters.events_aggregated += 1;
+                } else if out.is_empty() {
                     counters.events_filtered += 1;
                 }
                 for next in out.drain(..) {
@@ -164,6 +235,9 @@ impl Worker {
                     }
                 }
             }
+        }
+        if stateful {
+            p.stages[i].windows = self.stages[i].window_counters();
         }
         out.clear();
         self.scratch[i] = out;
@@ -181,6 +255,7 @@ fn fail(p: &mut Processed, line: u64, stage: Option<usize>, error: String, raw: 
         stage,
         error,
         raw: raw.to_vec(),
+        late: false,
     });
     false
 }

@@ -1,6 +1,6 @@
 //! `-f/--filter EXPR`: keeps an event when EXPR yields a truthy value.
 
-use super::{Event, Stage};
+use super::{Event, Rejected, Stage};
 use crate::jq::{Program, truthy};
 
 pub struct FilterStage {
@@ -23,7 +23,7 @@ impl Stage for FilterStage {
     /// Keeps the event once when EXPR yields at least one value that is not
     /// false or null. Evaluation stops at the first truthy value, so an error
     /// after it does not fail the event; an error before it does.
-    fn process(&self, event: Event, out: &mut Vec<Event>) -> Result<(), String> {
+    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
         let mut keep = false;
         self.program.run(event.value.clone(), |v| {
             keep = truthy(&v);

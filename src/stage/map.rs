@@ -1,6 +1,6 @@
 //! `-m/--map EXPR`: replaces an event by every value EXPR yields.
 
-use super::{Event, Stage};
+use super::{Event, Rejected, Stage};
 use crate::jq::Program;
 
 pub struct MapStage {
@@ -23,7 +23,7 @@ impl Stage for MapStage {
     /// All outputs or none: when EXPR fails after yielding some values, the
     /// event fails whole, so the dead letter holds it once and nothing of it
     /// was emitted.
-    fn process(&self, event: Event, out: &mut Vec<Event>) -> Result<(), String> {
+    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
         let start = out.len();
         let result = self.program.run(event.value, |value| {
             out.push(Event {
@@ -35,6 +35,6 @@ impl Stage for MapStage {
         if result.is_err() {
             out.truncate(start);
         }
-        result
+        Ok(result?)
     }
 }

@@ -1,0 +1,1246 @@
+//! Aggregates for window stages: parses `--agg NAME=FUNC(EXPR)` and keeps the
+//! incremental state of one aggregate for one window (or pane) and key.
+//!
+//! State stays small where the function allows it: counts, sums, extremes and
+//! first/last are constant size, percentiles are a DDSketch (bounded bins, 1%
+//! relative error). Two are not: `count_distinct` is exact and keeps one key
+//! per distinct value, and `collect` keeps up to [`COLLECT_LIMIT`] values.
+//!
+//! Every state can be merged, and merging gives exactly what adding all the
+//! values to one state would (panes merged in arrival order), so a sliding
+//! window can be built from panes.
+
+use jaq_json::{Num, Rc, Val};
+use sketches_ddsketch::{Config, DDSketch};
+use std::collections::HashSet;
+use std::fmt;
+
+/// What an aggregate computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Func {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    First,
+    Last,
+    CountDistinct,
+    /// q in [0, 1]
+    Percentile(f64),
+    Collect,
+}
+
+impl Func {
+    /// The function's name as written in `--agg` (used in messages);
+    /// percentiles other than the p50/p90/p95/p99 shorthands are `percentile`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Func::Count => "count",
+            Func::Sum => "sum",
+            Func::Avg => "avg",
+            Func::Min => "min",
+            Func::Max => "max",
+            Func::First => "first",
+            Func::Last => "last",
+            Func::CountDistinct => "count_distinct",
+            Func::Percentile(q) => SHORTHANDS
+                .iter()
+                .find(|(_, p)| p == q)
+                .map_or("percentile", |(name, _)| name),
+            Func::Collect => "collect",
+        }
+    }
+}
+
+/// The percentile shorthands and their quantiles.
+const SHORTHANDS: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)];
+
+/// One `--agg NAME=FUNC(EXPR)` as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggSpec {
+    pub name: String,
+    pub func: Func,
+    /// the jq expression; None for count
+    pub expr: Option<String>,
+}
+
+const FUNCS: &str = "count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect";
+
+/// Parses `NAME=FUNC(EXPR)`. FUNC is one of `FUNCS`; `count` takes no EXPR
+/// (`count` or `count()`), `percentile(EXPR; Q)` splits at its last top-level
+/// `;` so EXPR may itself hold `;` inside brackets or strings. EXPR runs from
+/// the first `(` to its matching `)`, which must end the spec.
+pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
+    let fail = |msg: &str| format!("--agg '{spec}': {msg}");
+    let form = || fail("expected NAME=FUNC(EXPR)");
+
+    let (name, call) = spec.split_once('=').ok_or_else(form)?;
+    let name = name.trim();
+    // `sum(.a == 1)` splits at the `=` inside the call: it has no NAME.
+    if name.is_empty() || name.contains('(') {
+        return Err(form());
+    }
+    if !is_name(name) {
+        return Err(fail(&format!(
+            "NAME {name} must be letters, digits and _, not starting with a digit"
+        )));
+    }
+
+    let call = call.trim();
+    let (func, args) = match call.find('(') {
+        None => (call, None),
+        Some(open) => {
+            let close = matching_close(&call[open..])
+                .ok_or_else(|| fail("unbalanced brackets or quotes"))?
+                + open;
+            let after = call[close + 1..].trim();
+            if !after.is_empty() {
+                let func = call[..open].trim();
+                return Err(fail(&format!("unexpected {after} after {func}(...)")));
+            }
+            (call[..open].trim(), Some(call[open + 1..close].trim()))
+        }
+    };
+    if func.is_empty() {
+        return Err(form());
+    }
+    let func = match func {
+        "count" => Func::Count,
+        "sum" => Func::Sum,
+        "avg" => Func::Avg,
+        "min" => Func::Min,
+        "max" => Func::Max,
+        "first" => Func::First,
+        "last" => Func::Last,
+        "count_distinct" => Func::CountDistinct,
+        "percentile" => Func::Percentile(f64::NAN), // NaN until Q is read below
+        "collect" => Func::Collect,
+        _ => match SHORTHANDS.iter().find(|(name, _)| *name == func) {
+            Some((_, q)) => Func::Percentile(*q),
+            None => return Err(fail(&format!("unknown function {func} ({FUNCS})"))),
+        },
+    };
+    let args = args.filter(|a| !a.is_empty());
+    let spec_of = |func, expr: &str| AggSpec {
+        name: name.to_string(),
+        func,
+        expr: Some(expr.to_string()),
+    };
+
+    match (func, args) {
+        (Func::Count, None) => Ok(AggSpec {
+            name: name.to_string(),
+            func: Func::Count,
+            expr: None,
+        }),
+        (Func::Count, Some(_)) => Err(fail("count takes no expression")),
+        (Func::Percentile(q), args) if q.is_nan() => {
+            let usage =
+                || fail("percentile needs an expression and a quantile: percentile(EXPR; Q)");
+            let args = args.ok_or_else(usage)?;
+            let semi = last_top_level_semicolon(args).ok_or_else(usage)?;
+            let expr = args[..semi].trim();
+            if expr.is_empty() {
+                return Err(usage());
+            }
+            let q = args[semi + 1..]
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q))
+                .ok_or_else(|| fail("Q must be a number from 0 to 1"))?;
+            Ok(spec_of(Func::Percentile(q), expr))
+        }
+        (func, None) => Err(fail(&format!("{} needs an expression", func.name()))),
+        (func, Some(expr)) => Ok(spec_of(func, expr)),
+    }
+}
+
+/// Letters, digits and `_`, not starting with a digit.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The chars of a jq expression that are at the top level: outside (), [],
+/// {}, strings and string interpolations `"\(...)"`; brackets that open from
+/// or close back to the top level count as top level. None when brackets or
+/// quotes don't balance. (Comments `#` are not recognised: a flag is one line.)
+fn top_level(s: &str) -> Option<Vec<(usize, char)>> {
+    // The closer each open level waits for; `"` marks a string.
+    let mut stack: Vec<char> = Vec::new();
+    let mut top = Vec::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        let was_top = stack.is_empty();
+        if stack.last() == Some(&'"') {
+            match c {
+                '"' => {
+                    stack.pop();
+                }
+                // `\(` opens an interpolation (code up to its `)`); any other
+                // escape just hides the next char, e.g. `\"`.
+                '\\' => {
+                    if let Some((_, '(')) = chars.next() {
+                        stack.push(')');
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                '(' => stack.push(')'),
+                '[' => stack.push(']'),
+                '{' => stack.push('}'),
+                '"' => stack.push('"'),
+                ')' | ']' | '}' if stack.last() != Some(&c) => return None,
+                ')' | ']' | '}' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        if was_top || stack.is_empty() {
+            top.push((i, c));
+        }
+    }
+    stack.is_empty().then_some(top)
+}
+
+/// Where the `)` matching the `(` that starts `s` is.
+fn matching_close(s: &str) -> Option<usize> {
+    top_level(s)?
+        .into_iter()
+        .find(|&(_, c)| c == ')')
+        .map(|(i, _)| i)
+}
+
+/// Where the last `;` outside brackets and strings is.
+fn last_top_level_semicolon(s: &str) -> Option<usize> {
+    top_level(s)?
+        .into_iter()
+        .rev()
+        .find(|&(_, c)| c == ';')
+        .map(|(i, _)| i)
+}
+
+/// Largest number of values `collect` keeps per window and key; later values
+/// are dropped (documented bound).
+pub const COLLECT_LIMIT: usize = 10_000;
+
+/// The state of one aggregate for one window (or pane) and key.
+#[derive(Clone)]
+pub struct Acc {
+    func: Func,
+    state: State,
+}
+
+#[derive(Clone)]
+enum State {
+    Count(u64),
+    /// sum and avg
+    Total(Total),
+    /// min and max: the extreme so far
+    Extreme(Option<Val>),
+    /// first and last: the value with the extreme (time, seq) so far
+    Stamped(Option<(i64, u64, Val)>),
+    /// count_distinct: one key per distinct value seen, so memory grows with
+    /// the number of distinct values (the price of an exact count)
+    Distinct(HashSet<Box<[u8]>>),
+    Sketch(Box<DDSketch>),
+    Collect(Vec<Val>),
+}
+
+impl Acc {
+    pub fn new(func: &Func) -> Acc {
+        let state = match func {
+            Func::Count => State::Count(0),
+            Func::Sum | Func::Avg => State::Total(Total::default()),
+            Func::Min | Func::Max => State::Extreme(None),
+            Func::First | Func::Last => State::Stamped(None),
+            Func::CountDistinct => State::Distinct(HashSet::new()),
+            Func::Percentile(_) => State::Sketch(Box::new(DDSketch::new(Config::defaults()))),
+            Func::Collect => State::Collect(Vec::new()),
+        };
+        Acc {
+            func: func.clone(),
+            state,
+        }
+    }
+
+    /// Counts one event (only Count uses it; others ignore it).
+    pub fn add_event(&mut self) {
+        if let State::Count(n) = &mut self.state {
+            *n += 1;
+        }
+    }
+
+    /// Adds one value of EXPR for an event with event time `time` (ms) and
+    /// arrival sequence `seq` (for first/last ties). The caller skips null
+    /// values. Errors for sum/avg/percentiles on a non-number, and for
+    /// percentiles on a non-finite number (a sketch can't place it).
+    pub fn add(&mut self, value: &Val, time: i64, seq: u64) -> Result<(), String> {
+        let not_a_number = || format!("{}: {} is not a number", self.func.name(), show(value));
+        match &mut self.state {
+            State::Count(_) => {}
+            State::Total(total) => match value {
+                Val::Num(n) => total.add(n).ok_or_else(not_a_number)?,
+                _ => return Err(not_a_number()),
+            },
+            State::Extreme(best) => {
+                // Strictly better only: among equal values the earliest stays.
+                let better = match best {
+                    None => true,
+                    Some(b) if self.func == Func::Min => *value < *b,
+                    Some(b) => *value > *b,
+                };
+                if better {
+                    *best = Some(value.clone());
+                }
+            }
+            State::Stamped(best) => {
+                let better = match best {
+                    None => true,
+                    Some((t, s, _)) if self.func == Func::First => (time, seq) < (*t, *s),
+                    Some((t, s, _)) => (time, seq) > (*t, *s),
+                };
+                if better {
+                    *best = Some((time, seq, value.clone()));
+                }
+            }
+            State::Distinct(seen) => {
+                seen.insert(distinct_key(value));
+            }
+            State::Sketch(sketch) => {
+                let x = match value {
+                    Val::Num(n) => to_f64(n).ok_or_else(not_a_number)?,
+                    _ => return Err(not_a_number()),
+                };
+                if !x.is_finite() {
+                    return Err(format!(
+                        "{}: {} is not a finite number",
+                        self.func.name(),
+                        show(value)
+                    ));
+                }
+                sketch.add(x);
+            }
+            State::Collect(values) => {
+                if values.len() < COLLECT_LIMIT {
+                    values.push(value.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges `other` (same func) into self: used to combine panes of a
+    /// sliding window. Gives exactly the result of adding all values to one
+    /// Acc, when `other` holds the later values (min/max ties, collect order).
+    pub fn merge(&mut self, other: &Acc) {
+        debug_assert_eq!(self.func, other.func, "merging different aggregates");
+        match (&mut self.state, &other.state) {
+            (State::Count(a), State::Count(b)) => *a += b,
+            (State::Total(a), State::Total(b)) => a.merge(b),
+            (State::Extreme(a), State::Extreme(Some(b))) => {
+                let better = match a {
+                    None => true,
+                    Some(a) if self.func == Func::Min => *b < *a,
+                    Some(a) => *b > *a,
+                };
+                if better {
+                    *a = Some(b.clone());
+                }
+            }
+            (State::Stamped(a), State::Stamped(Some((bt, bs, bv)))) => {
+                let better = match a {
+                    None => true,
+                    Some((t, s, _)) if self.func == Func::First => (*bt, *bs) < (*t, *s),
+                    Some((t, s, _)) => (*bt, *bs) > (*t, *s),
+                };
+                if better {
+                    *a = Some((*bt, *bs, bv.clone()));
+                }
+            }
+            (State::Distinct(a), State::Distinct(b)) => a.extend(b.iter().cloned()),
+            (State::Sketch(a), State::Sketch(b)) => {
+                // Fails only for different configs; both are the defaults.
+                let merged = a.merge(b);
+                debug_assert!(merged.is_ok());
+            }
+            (State::Collect(a), State::Collect(b)) => {
+                let room = COLLECT_LIMIT.saturating_sub(a.len());
+                a.extend(b.iter().take(room).cloned());
+            }
+            // `other` is empty (Extreme/Stamped None): nothing to merge.
+            _ => {}
+        }
+    }
+
+    /// The aggregate's value: see [`Func`] and the `--agg` documentation.
+    /// count and count_distinct are integers; sum is an integer while every
+    /// value was an integer and the total fits, else a float (0 with no
+    /// values); avg and percentiles are floats (null with no values);
+    /// min/max/first/last are a value (null with no values); collect is an
+    /// array in arrival order.
+    pub fn result(&self) -> Val {
+        let int = |n: usize| Val::Num(Num::Int(isize::try_from(n).unwrap_or(isize::MAX)));
+        match &self.state {
+            State::Count(n) => int(usize::try_from(*n).unwrap_or(usize::MAX)),
+            State::Total(t) if self.func == Func::Sum => match isize::try_from(t.ints) {
+                Ok(i) if !t.floaty => Val::Num(Num::Int(i)),
+                _ => Val::Num(Num::Float(t.value())),
+            },
+            State::Total(t) => match t.n {
+                0 => Val::Null,
+                n => Val::Num(Num::Float(t.value() / n as f64)),
+            },
+            State::Extreme(v) => v.clone().unwrap_or(Val::Null),
+            State::Stamped(v) => v.as_ref().map_or(Val::Null, |(_, _, v)| v.clone()),
+            State::Distinct(seen) => int(seen.len()),
+            State::Sketch(sketch) => {
+                let q = match self.func {
+                    Func::Percentile(q) => q,
+                    _ => unreachable!("a sketch is only made for a percentile"),
+                };
+                match sketch.quantile(q) {
+                    Ok(Some(x)) => Val::Num(Num::Float(x)),
+                    // No values, or a q outside [0, 1] built by hand.
+                    _ => Val::Null,
+                }
+            }
+            State::Collect(values) => Val::Arr(Rc::new(values.clone())),
+        }
+    }
+}
+
+impl fmt::Debug for Acc {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Acc")
+            .field("func", &self.func)
+            .field("result", &self.result().to_string())
+            .finish()
+    }
+}
+
+/// A value in an error message, shortened so a huge object can't flood it.
+fn show(v: &Val) -> String {
+    const MAX: usize = 60;
+    let s = v.to_string();
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
+}
+
+/// count_distinct's key for a value: its compact serialisation with object
+/// keys sorted, so values are distinct exactly when they print differently.
+/// `{"a":1,"b":2}` and `{"b":2,"a":1}` are the same value, but 1 and 1.0 are
+/// two values (jq's `==` says they are equal; their text differs), and so
+/// are `12.50` and `12.5` (a decimal keeps its text as written).
+fn distinct_key(v: &Val) -> Box<[u8]> {
+    let pp = jaq_json::write::Pp {
+        sort_keys: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    jaq_json::write::write(&mut out, &pp, 0, v).expect("writing to a Vec can't fail");
+    out.into_boxed_slice()
+}
+
+/// A number as f64; None for a decimal whose text doesn't parse.
+fn to_f64(n: &Num) -> Option<f64> {
+    match n {
+        Num::Int(i) => Some(*i as f64),
+        // Through its digits: saturates to ±infinity beyond f64's range.
+        Num::BigInt(b) => b.to_string().parse().ok(),
+        Num::Float(f) => Some(*f),
+        Num::Dec(s) => s.parse().ok(),
+    }
+}
+
+/// An exact running sum, so the total doesn't depend on the order values
+/// come in: merging panes gives the same bits as one pass. Integers add up
+/// in an i128 (no overflow before 2^64 values); floats keep Shewchuk's
+/// non-overlapping partials (at most a few dozen for f64), rounded once at
+/// the end like Python's `math.fsum`.
+#[derive(Clone, Default)]
+struct Total {
+    /// values added
+    n: u64,
+    /// exact sum of the machine integers
+    ints: i128,
+    /// whether any value was not a machine integer (float, decimal, big)
+    floaty: bool,
+    /// exact sum of the finite non-integers, as non-overlapping partials
+    partials: Vec<f64>,
+    /// sum of the infinities and NaNs, kept out of the partials
+    special: f64,
+}
+
+impl Total {
+    /// None when `n` is a decimal whose text doesn't parse.
+    fn add(&mut self, n: &Num) -> Option<()> {
+        match n {
+            Num::Int(i) => self.ints += *i as i128,
+            n => {
+                let x = to_f64(n)?;
+                self.floaty = true;
+                self.add_float(x);
+            }
+        }
+        self.n += 1;
+        Some(())
+    }
+
+    fn add_float(&mut self, x: f64) {
+        if x.is_finite() {
+            if let Some(overflow) = add_partial(&mut self.partials, x) {
+                self.special += overflow;
+            }
+        } else {
+            self.special += x;
+        }
+    }
+
+    fn merge(&mut self, other: &Total) {
+        self.n += other.n;
+        self.ints += other.ints;
+        self.floaty |= other.floaty;
+        self.special += other.special;
+        for &p in &other.partials {
+            self.add_float(p);
+        }
+    }
+
+    /// The total, rounded once.
+    fn value(&self) -> f64 {
+        let mut partials = self.partials.clone();
+        // The integers join exactly: each step takes the next 53 bits.
+        let mut rest = self.ints;
+        while rest != 0 {
+            let f = rest as f64;
+            let _ = add_partial(&mut partials, f);
+            rest -= f as i128;
+        }
+        let exact = round_partials(&partials);
+        if self.special == 0.0 {
+            exact
+        } else {
+            exact + self.special
+        }
+    }
+}
+
+/// Adds finite `x` to non-overlapping `partials` exactly (Shewchuk). Returns
+/// the infinity when an intermediate sum overflows (values near f64::MAX);
+/// the two operands are then dropped, as a plain float sum would be ±inf.
+fn add_partial(partials: &mut Vec<f64>, mut x: f64) -> Option<f64> {
+    let mut i = 0;
+    for j in 0..partials.len() {
+        let mut y = partials[j];
+        if x.abs() < y.abs() {
+            std::mem::swap(&mut x, &mut y);
+        }
+        let hi = x + y;
+        if hi.is_infinite() {
+            partials.drain(i..=j);
+            return Some(hi);
+        }
+        let lo = y - (hi - x);
+        if lo != 0.0 {
+            partials[i] = lo;
+            i += 1;
+        }
+        x = hi;
+    }
+    partials.truncate(i);
+    partials.push(x);
+    None
+}
+
+/// The correctly rounded sum of non-overlapping partials (as `math.fsum`).
+fn round_partials(partials: &[f64]) -> f64 {
+    let Some((&last, rest)) = partials.split_last() else {
+        return 0.0;
+    };
+    let mut hi = last;
+    let mut lo = 0.0;
+    let mut n = rest.len();
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = partials[n];
+        hi = x + y;
+        lo = y - (hi - x);
+        if lo != 0.0 {
+            break;
+        }
+    }
+    // Round half to even: if the next partial has the same sign as the
+    // rounding error, the error was a tie broken the wrong way.
+    if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(json: &str) -> Val {
+        crate::json::parse(json.as_bytes()).expect("test JSON")
+    }
+
+    fn spec(name: &str, func: Func, expr: Option<&str>) -> AggSpec {
+        AggSpec {
+            name: name.into(),
+            func,
+            expr: expr.map(String::from),
+        }
+    }
+
+    /// An Acc with `values` (JSON texts) added at times 0, 1, 2, ….
+    fn acc(func: Func, values: &[&str]) -> Acc {
+        let mut a = Acc::new(&func);
+        for (i, x) in values.iter().enumerate() {
+            a.add_event();
+            a.add(&v(x), i as i64, i as u64).unwrap();
+        }
+        a
+    }
+
+    /// The result as printed: tells `2` (integer) from `2.0` (float).
+    fn res(func: Func, values: &[&str]) -> String {
+        acc(func, values).result().to_string()
+    }
+
+    // ---- parse_agg: accepted forms ----
+
+    #[test]
+    fn parses_every_function() {
+        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok("n=count"), spec("n", Func::Count, None));
+        assert_eq!(ok("n=count()"), spec("n", Func::Count, None));
+        assert_eq!(ok("n=count( )"), spec("n", Func::Count, None));
+        assert_eq!(ok("s=sum(.a)"), spec("s", Func::Sum, Some(".a")));
+        assert_eq!(ok("s=avg(.a)"), spec("s", Func::Avg, Some(".a")));
+        assert_eq!(ok("s=min(.a)"), spec("s", Func::Min, Some(".a")));
+        assert_eq!(ok("s=max(.a)"), spec("s", Func::Max, Some(".a")));
+        assert_eq!(ok("s=first(.a)"), spec("s", Func::First, Some(".a")));
+        assert_eq!(ok("s=last(.a)"), spec("s", Func::Last, Some(".a")));
+        assert_eq!(
+            ok("u=count_distinct(.user)"),
+            spec("u", Func::CountDistinct, Some(".user"))
+        );
+        assert_eq!(ok("c=collect(.id)"), spec("c", Func::Collect, Some(".id")));
+        for (f, q) in [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)] {
+            assert_eq!(
+                ok(&format!("x={f}(.ms)")),
+                spec("x", Func::Percentile(q), Some(".ms"))
+            );
+        }
+    }
+
+    #[test]
+    fn parses_percentile_with_q() {
+        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok("p=percentile(.a; 0.9)"),
+            spec("p", Func::Percentile(0.9), Some(".a"))
+        );
+        assert_eq!(
+            ok("p=percentile(.a;0)"),
+            spec("p", Func::Percentile(0.0), Some(".a"))
+        );
+        assert_eq!(
+            ok("p=percentile(.a; 1)"),
+            spec("p", Func::Percentile(1.0), Some(".a"))
+        );
+        assert_eq!(
+            ok("p=percentile(.a; 1e-1)"),
+            spec("p", Func::Percentile(0.1), Some(".a"))
+        );
+        // `;` nested in parentheses, brackets, objects and strings belongs to EXPR.
+        assert_eq!(
+            ok("x=percentile((.a; .b) | max; 0.5)"),
+            spec("x", Func::Percentile(0.5), Some("(.a; .b) | max"))
+        );
+        assert_eq!(
+            ok("x=percentile([.a; .b][0]; 0.25)"),
+            spec("x", Func::Percentile(0.25), Some("[.a; .b][0]"))
+        );
+        assert_eq!(
+            ok(r#"x=percentile(if .s == ";" then .a else .b end ; 0.75)"#),
+            spec(
+                "x",
+                Func::Percentile(0.75),
+                Some(r#"if .s == ";" then .a else .b end"#)
+            )
+        );
+        // The last top-level `;` is the one before Q.
+        assert_eq!(
+            ok("x=percentile(def f: .a; f; 0.5)"),
+            spec("x", Func::Percentile(0.5), Some("def f: .a; f"))
+        );
+    }
+
+    #[test]
+    fn parses_nesting_and_spaces() {
+        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok("t=sum((.a + (.b // 0)) * 2)"),
+            spec("t", Func::Sum, Some("(.a + (.b // 0)) * 2"))
+        );
+        assert_eq!(
+            ok("  total = sum( .a.b )  "),
+            spec("total", Func::Sum, Some(".a.b"))
+        );
+        assert_eq!(ok("t=sum (.a)"), spec("t", Func::Sum, Some(".a")));
+        assert_eq!(ok("_x1=max(.a)"), spec("_x1", Func::Max, Some(".a")));
+        // Brackets and quotes inside strings, escapes, interpolations.
+        assert_eq!(
+            ok(r#"f=first(.msg | ltrimstr(")"))"#),
+            spec("f", Func::First, Some(r#".msg | ltrimstr(")")"#))
+        );
+        assert_eq!(
+            ok(r#"f=first("a\")b")"#),
+            spec("f", Func::First, Some(r#""a\")b""#))
+        );
+        assert_eq!(
+            ok(r#"c=collect("\(.a + ("(" | length)))")"#),
+            spec("c", Func::Collect, Some(r#""\(.a + ("(" | length)))""#))
+        );
+        // `==` inside EXPR: the NAME ends at the first `=`.
+        assert_eq!(
+            ok("e=count_distinct(.a == 1)"),
+            spec("e", Func::CountDistinct, Some(".a == 1"))
+        );
+    }
+
+    // ---- parse_agg: rejected forms ----
+
+    #[test]
+    fn rejects_with_clear_messages() {
+        let err = |s: &str| parse_agg(s).expect_err(s);
+        assert_eq!(
+            err("x=median(.a)"),
+            "--agg 'x=median(.a)': unknown function median (count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect)"
+        );
+        assert_eq!(err("sum(.a)"), "--agg 'sum(.a)': expected NAME=FUNC(EXPR)");
+        assert_eq!(
+            err("sum(.a == 1)"),
+            "--agg 'sum(.a == 1)': expected NAME=FUNC(EXPR)"
+        );
+        assert_eq!(
+            err("=sum(.a)"),
+            "--agg '=sum(.a)': expected NAME=FUNC(EXPR)"
+        );
+        assert_eq!(err("x="), "--agg 'x=': expected NAME=FUNC(EXPR)");
+        assert_eq!(err("x=(.a)"), "--agg 'x=(.a)': expected NAME=FUNC(EXPR)");
+        assert_eq!(err("n=sum()"), "--agg 'n=sum()': sum needs an expression");
+        assert_eq!(err("n=sum"), "--agg 'n=sum': sum needs an expression");
+        assert_eq!(err("n=p99( )"), "--agg 'n=p99( )': p99 needs an expression");
+        assert_eq!(
+            err("n=count(.a)"),
+            "--agg 'n=count(.a)': count takes no expression"
+        );
+        assert_eq!(
+            err("q=percentile(.a; 2)"),
+            "--agg 'q=percentile(.a; 2)': Q must be a number from 0 to 1"
+        );
+        for bad in [
+            "q=percentile(.a; -0.1)",
+            "q=percentile(.a; x)",
+            "q=percentile(.a; )",
+            "q=percentile(.a; nan)",
+        ] {
+            assert_eq!(
+                err(bad),
+                format!("--agg '{bad}': Q must be a number from 0 to 1")
+            );
+        }
+        for usage in [
+            "q=percentile(.a)",
+            "q=percentile(; 0.5)",
+            "q=percentile",
+            "q=percentile((.a; 0.5))",
+        ] {
+            assert_eq!(
+                err(usage),
+                format!(
+                    "--agg '{usage}': percentile needs an expression and a quantile: percentile(EXPR; Q)"
+                )
+            );
+        }
+        assert_eq!(
+            err("1x=sum(.a)"),
+            "--agg '1x=sum(.a)': NAME 1x must be letters, digits and _, not starting with a digit"
+        );
+        assert_eq!(
+            err("x-y=sum(.a)"),
+            "--agg 'x-y=sum(.a)': NAME x-y must be letters, digits and _, not starting with a digit"
+        );
+        assert_eq!(
+            err("x=sum(.a"),
+            "--agg 'x=sum(.a': unbalanced brackets or quotes"
+        );
+        assert_eq!(
+            err("x=sum(.a))"),
+            "--agg 'x=sum(.a))': unbalanced brackets or quotes"
+        );
+        assert_eq!(
+            err("x=sum(.a]"),
+            "--agg 'x=sum(.a]': unbalanced brackets or quotes"
+        );
+        assert_eq!(
+            err(r#"x=sum(".a)"#),
+            r#"--agg 'x=sum(".a)': unbalanced brackets or quotes"#
+        );
+        assert_eq!(
+            err("x=sum(.a) + 1"),
+            "--agg 'x=sum(.a) + 1': unexpected + 1 after sum(...)"
+        );
+        assert!(err("x=SUM(.a)").contains("unknown function SUM"));
+    }
+
+    // ---- results ----
+
+    #[test]
+    fn count_counts_events_not_values() {
+        let mut a = Acc::new(&Func::Count);
+        assert_eq!(a.result().to_string(), "0");
+        a.add(&v("5"), 0, 0).unwrap(); // ignored
+        for _ in 0..3 {
+            a.add_event();
+        }
+        assert_eq!(a.result().to_string(), "3");
+        // Other functions ignore add_event.
+        let mut s = Acc::new(&Func::Sum);
+        s.add_event();
+        assert_eq!(s.result().to_string(), "0");
+    }
+
+    #[test]
+    fn sum_int_or_float() {
+        assert_eq!(res(Func::Sum, &[]), "0");
+        assert_eq!(res(Func::Sum, &["1", "2", "3"]), "6");
+        assert_eq!(res(Func::Sum, &["-4", "4"]), "0");
+        assert_eq!(res(Func::Sum, &["1", "2.5"]), "3.5");
+        assert_eq!(res(Func::Sum, &["12.50", "1"]), "13.5"); // a decimal is a float
+        assert_eq!(res(Func::Sum, &["1.0", "1"]), "2.0");
+        // Exact, correctly rounded: a plain float sum says 0.6000000000000001.
+        assert_eq!(res(Func::Sum, &["0.1", "0.2", "0.3"]), "0.6");
+        assert_eq!(res(Func::Sum, &["1e100", "1", "-1e100"]), "1.0");
+    }
+
+    #[test]
+    fn sum_overflow_becomes_float() {
+        let max = isize::MAX.to_string();
+        assert_eq!(res(Func::Sum, &[&max, "1"]), "9.223372036854776e18");
+        // The total decides, not the order: it fits again, so stays an integer.
+        assert_eq!(res(Func::Sum, &[&max, "1", "-1"]), max);
+        // A big integer counts as a float.
+        assert_eq!(res(Func::Sum, &["100000000000000000000", "1"]), "1e20");
+    }
+
+    #[test]
+    fn sum_avg_percentile_reject_non_numbers() {
+        let mut s = Acc::new(&Func::Sum);
+        assert_eq!(
+            s.add(&v(r#""abc""#), 0, 0).unwrap_err(),
+            r#"sum: "abc" is not a number"#
+        );
+        assert_eq!(
+            s.add(&v("true"), 0, 0).unwrap_err(),
+            "sum: true is not a number"
+        );
+        let mut a = Acc::new(&Func::Avg);
+        assert_eq!(
+            a.add(&v("[1]"), 0, 0).unwrap_err(),
+            "avg: [1] is not a number"
+        );
+        let mut p = Acc::new(&Func::Percentile(0.99));
+        assert_eq!(
+            p.add(&v(r#"{"a":1}"#), 0, 0).unwrap_err(),
+            r#"p99: {"a":1} is not a number"#
+        );
+        let mut p = Acc::new(&Func::Percentile(0.3));
+        assert_eq!(
+            p.add(&v(r#""x""#), 0, 0).unwrap_err(),
+            r#"percentile: "x" is not a number"#
+        );
+        let inf = Val::Num(Num::Float(f64::INFINITY));
+        assert_eq!(
+            p.add(&inf, 0, 0).unwrap_err(),
+            "percentile: Infinity is not a finite number"
+        );
+        // A failed add leaves the state as it was.
+        assert_eq!(s.result().to_string(), "0");
+        assert_eq!(p.result(), Val::Null);
+        // Long values are shortened in the message.
+        let long = format!(r#""{}""#, "x".repeat(500));
+        assert!(s.add(&v(&long), 0, 0).unwrap_err().len() < 100);
+    }
+
+    #[test]
+    fn avg() {
+        assert_eq!(res(Func::Avg, &[]), "null");
+        assert_eq!(res(Func::Avg, &["1", "2"]), "1.5");
+        assert_eq!(res(Func::Avg, &["2", "2"]), "2.0");
+        assert_eq!(res(Func::Avg, &["1", "2", "3", "4.0"]), "2.5");
+        assert_eq!(res(Func::Avg, &["-1", "1"]), "0.0");
+    }
+
+    #[test]
+    fn min_max_in_jq_order() {
+        let vals = ["3", "1.5", "10", r#""x""#, "[1]", "false", r#"{"a":1}"#];
+        assert_eq!(res(Func::Min, &vals), "false");
+        assert_eq!(res(Func::Max, &vals), r#"{"a":1}"#);
+        assert_eq!(res(Func::Min, &["3", "1.5", "10"]), "1.5");
+        assert_eq!(res(Func::Max, &["3", "1.5", "10"]), "10");
+        assert_eq!(res(Func::Max, &[r#""b""#, r#""ab""#]), r#""b""#);
+        assert_eq!(res(Func::Min, &[]), "null");
+        assert_eq!(res(Func::Max, &[]), "null");
+        // Among equal values (1 == 1.0 in jq) the earliest is kept.
+        assert_eq!(res(Func::Min, &["1.0", "1", "2"]), "1.0");
+        assert_eq!(res(Func::Max, &["1", "1.0", "0"]), "1");
+    }
+
+    #[test]
+    fn first_last_by_time_then_seq() {
+        let add = |a: &mut Acc, x: &str, t, s| a.add(&v(x), t, s).unwrap();
+        for func in [Func::First, Func::Last] {
+            let mut a = Acc::new(&func);
+            assert_eq!(a.result(), Val::Null);
+            // Arrival order (seq) differs from event time.
+            add(&mut a, r#""b""#, 20, 0);
+            add(&mut a, r#""a""#, 10, 1);
+            add(&mut a, r#""d""#, 40, 2);
+            add(&mut a, r#""c""#, 30, 3);
+            add(&mut a, r#""a2""#, 10, 4); // same time as "a", later seq
+            add(&mut a, r#""d0""#, 40, 5); // same time as "d", later seq
+            let want = if func == Func::First {
+                r#""a""#
+            } else {
+                r#""d0""#
+            };
+            assert_eq!(a.result().to_string(), want, "{func:?}");
+        }
+        // Seq breaks ties even when the lower seq arrives second.
+        let mut f = Acc::new(&Func::First);
+        add(&mut f, "2", 5, 9);
+        add(&mut f, "1", 5, 3);
+        assert_eq!(f.result().to_string(), "1");
+    }
+
+    #[test]
+    fn count_distinct_by_serialisation() {
+        assert_eq!(res(Func::CountDistinct, &[]), "0");
+        assert_eq!(res(Func::CountDistinct, &["1", "2", "1", "2", "3"]), "3");
+        // 1 and 1.0 print differently, so they count as two (though jq's
+        // `==` says equal); "1" is a string; objects ignore key order.
+        let vals = [
+            "1",
+            "1.0",
+            "1",
+            r#""1""#,
+            r#"{"a":1,"b":[2]}"#,
+            r#"{"b":[2],"a":1}"#,
+        ];
+        assert_eq!(res(Func::CountDistinct, &vals), "4");
+        // Decimals keep their text: 12.50 and 12.5 are two.
+        assert_eq!(res(Func::CountDistinct, &["12.50", "12.5", "12.50"]), "2");
+        assert_eq!(res(Func::CountDistinct, &["[1,2]", "[2,1]", "[1,2]"]), "2");
+    }
+
+    #[test]
+    fn percentiles_small() {
+        let hundred: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
+        let hundred: Vec<&str> = hundred.iter().map(String::as_str).collect();
+        let p = |q, vals: &[&str]| match acc(Func::Percentile(q), vals).result() {
+            Val::Num(Num::Float(x)) => x,
+            other => panic!("not a float: {other}"),
+        };
+        // 1% of the value, plus float rounding at exactly 1% (1 can come back as 1.01).
+        let near = |got: f64, want: f64| {
+            assert!(
+                (got - want).abs() <= 0.01 * want.abs() + 1e-9,
+                "{got} vs {want}"
+            )
+        };
+        near(p(0.5, &hundred), 50.0);
+        near(p(0.9, &hundred), 90.0);
+        near(p(0.99, &hundred), 99.0);
+        assert_eq!(p(0.0, &hundred), 1.0); // the exact min and max
+        assert_eq!(p(1.0, &hundred), 100.0);
+        near(p(0.5, &["-5", "-3", "-1", "0", "2"]), -1.0);
+        assert_eq!(p(0.5, &["0", "0", "0"]), 0.0);
+        near(p(0.5, &["12.50"]), 12.5);
+        assert_eq!(res(Func::Percentile(0.5), &[]), "null");
+    }
+
+    /// splitmix64: deterministic test data without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        /// Uniform in [0, 1).
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        /// exp of a standard normal (Box–Muller), times 100.
+        fn lognormal(&mut self) -> f64 {
+            let (u, w) = (1.0 - self.unit(), self.unit());
+            let normal = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos();
+            100.0 * (1.5 * normal).exp()
+        }
+    }
+
+    /// Checks every quantile of a sketch, built in one Acc and from ten
+    /// merged panes, against the exact value at the same rank.
+    fn check_percentiles(values: &[f64]) {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let func = Func::Percentile(q);
+            let mut whole = Acc::new(&func);
+            let mut merged = Acc::new(&func);
+            for chunk in values.chunks(values.len() / 10) {
+                let mut pane = Acc::new(&func);
+                for &x in chunk {
+                    let x = Val::Num(Num::Float(x));
+                    whole.add(&x, 0, 0).unwrap();
+                    pane.add(&x, 0, 0).unwrap();
+                }
+                merged.merge(&pane);
+            }
+            // The sketch's rank: floor(q * (n - 1)).
+            let exact = sorted[(q * (sorted.len() - 1) as f64) as usize];
+            for acc in [&whole, &merged] {
+                let Val::Num(Num::Float(got)) = acc.result() else {
+                    panic!("not a float")
+                };
+                assert!(
+                    (got - exact).abs() <= 0.01 * exact.abs() + 1e-9,
+                    "q={q}: {got} vs exact {exact}"
+                );
+            }
+            assert_eq!(whole.result().to_string(), merged.result().to_string());
+        }
+    }
+
+    #[test]
+    fn percentiles_within_one_percent_uniform() {
+        let mut rng = Rng(1);
+        let values: Vec<f64> = (0..10_000).map(|_| 1000.0 * rng.unit()).collect();
+        check_percentiles(&values);
+    }
+
+    #[test]
+    fn percentiles_within_one_percent_lognormal() {
+        let mut rng = Rng(2);
+        let values: Vec<f64> = (0..10_000).map(|_| rng.lognormal()).collect();
+        check_percentiles(&values);
+    }
+
+    #[test]
+    fn percentiles_within_one_percent_negative() {
+        let mut rng = Rng(3);
+        let values: Vec<f64> = (0..10_000).map(|_| 1000.0 * rng.unit() - 500.0).collect();
+        check_percentiles(&values);
+    }
+
+    #[test]
+    fn collect_in_arrival_order() {
+        assert_eq!(res(Func::Collect, &[]), "[]");
+        assert_eq!(
+            res(Func::Collect, &["3", r#""a""#, "1", "3"]),
+            r#"[3,"a",1,3]"#
+        );
+    }
+
+    #[test]
+    fn collect_is_bounded() {
+        let mut a = Acc::new(&Func::Collect);
+        for i in 0..COLLECT_LIMIT + 5 {
+            a.add(&Val::Num(Num::Int(i as isize)), 0, i as u64).unwrap();
+        }
+        let Val::Arr(kept) = a.result() else {
+            panic!("not an array")
+        };
+        assert_eq!(kept.len(), COLLECT_LIMIT);
+        assert_eq!(
+            kept.last(),
+            Some(&Val::Num(Num::Int(COLLECT_LIMIT as isize - 1)))
+        );
+        // Merging also stops at the limit, keeping the earlier values.
+        let mut b = Acc::new(&Func::Collect);
+        b.add(&v("1"), 0, 0).unwrap();
+        let mut full = a.clone();
+        full.merge(&b);
+        assert_eq!(full.result().to_string(), a.result().to_string());
+        let mut c = b.clone();
+        c.merge(&a);
+        let Val::Arr(kept) = c.result() else {
+            panic!("not an array")
+        };
+        assert_eq!(kept.len(), COLLECT_LIMIT);
+        assert_eq!(kept[0].to_string(), "1");
+        assert_eq!(kept[1].to_string(), "0");
+    }
+
+    // ---- merge ----
+
+    /// Every split of `values` into two panes, merged, equals one Acc.
+    fn check_merge(func: Func, values: &[&str]) {
+        let whole = acc(func.clone(), values);
+        for k in 0..=values.len() {
+            let mut left = Acc::new(&func);
+            let mut right = Acc::new(&func);
+            for (i, x) in values.iter().enumerate() {
+                let pane = if i < k { &mut left } else { &mut right };
+                pane.add_event();
+                pane.add(&v(x), i as i64, i as u64).unwrap();
+            }
+            left.merge(&right);
+            assert_eq!(
+                left.result().to_string(),
+                whole.result().to_string(),
+                "{func:?} split at {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn merge_equals_one_acc_for_every_func() {
+        let numbers = [
+            "3", "0.1", "0.2", "-7", "0.3", "12.50", "1e16", "1", "-1e16", "2",
+        ];
+        let ints = ["3", "4", "-2", "9223372036854775807", "1", "-1", "-9"];
+        let mixed = [
+            "3",
+            r#""a""#,
+            "1",
+            "1.0",
+            r#"{"b":1,"a":2}"#,
+            "[1,2]",
+            r#""a""#,
+            "false",
+            r#"{"a":2,"b":1}"#,
+        ];
+        for func in [
+            Func::Count,
+            Func::Sum,
+            Func::Avg,
+            Func::Min,
+            Func::Max,
+            Func::First,
+            Func::Last,
+            Func::CountDistinct,
+            Func::Percentile(0.5),
+            Func::Percentile(0.9),
+            Func::Collect,
+        ] {
+            check_merge(func.clone(), &numbers);
+            check_merge(func.clone(), &ints);
+            if !matches!(func, Func::Sum | Func::Avg | Func::Percentile(_)) {
+                check_merge(func, &mixed);
+            }
+        }
+    }
+
+    #[test]
+    fn merge_first_last_out_of_order_panes() {
+        // A later pane can hold an earlier event time.
+        for (func, want) in [(Func::First, "\"early\""), (Func::Last, "\"late\"")] {
+            let mut a = Acc::new(&func);
+            a.add(&v(r#""mid""#), 50, 0).unwrap();
+            let mut b = Acc::new(&func);
+            b.add(&v(r#""early""#), 10, 1).unwrap();
+            b.add(&v(r#""late""#), 90, 2).unwrap();
+            a.merge(&b);
+            assert_eq!(a.result().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn merge_with_empty() {
+        for func in [
+            Func::Sum,
+            Func::Avg,
+            Func::Min,
+            Func::First,
+            Func::CountDistinct,
+            Func::Percentile(0.5),
+            Func::Collect,
+        ] {
+            let full = acc(func.clone(), &["2", "5"]);
+            let mut a = full.clone();
+            a.merge(&Acc::new(&func));
+            assert_eq!(
+                a.result().to_string(),
+                full.result().to_string(),
+                "{func:?}"
+            );
+            let mut e = Acc::new(&func);
+            e.merge(&full);
+            assert_eq!(
+                e.result().to_string(),
+                full.result().to_string(),
+                "{func:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn float_sum_is_order_independent() {
+        let mut rng = Rng(4);
+        let values: Vec<f64> = (0..1000)
+            .map(|_| (rng.unit() - 0.5) * 10f64.powi((rng.next() % 30) as i32 - 15))
+            .collect();
+        let sum = |xs: &mut dyn Iterator<Item = &f64>| {
+            let mut a = Acc::new(&Func::Sum);
+            for &x in xs {
+                a.add(&Val::Num(Num::Float(x)), 0, 0).unwrap();
+            }
+            a.result().to_string()
+        };
+        assert_eq!(sum(&mut values.iter()), sum(&mut values.iter().rev()));
+    }
+
+    #[test]
+    fn non_finite_sums() {
+        let inf = Val::Num(Num::Float(f64::INFINITY));
+        let mut a = Acc::new(&Func::Sum);
+        a.add(&v("1"), 0, 0).unwrap();
+        a.add(&inf, 0, 0).unwrap();
+        assert_eq!(a.result().to_string(), "Infinity");
+        a.add(&Val::Num(Num::Float(f64::NEG_INFINITY)), 0, 0)
+            .unwrap();
+        assert_eq!(a.result().to_string(), "NaN");
+        // Overflowing f64 gives infinity, as a plain sum would.
+        assert_eq!(res(Func::Sum, &["1.7e308", "1.7e308"]), "Infinity");
+    }
+
+    #[test]
+    fn func_names() {
+        assert_eq!(Func::Percentile(0.95).name(), "p95");
+        assert_eq!(Func::Percentile(0.42).name(), "percentile");
+        assert_eq!(Func::CountDistinct.name(), "count_distinct");
+    }
+}

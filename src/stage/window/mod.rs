@@ -1,0 +1,410 @@
+//! `--window` / `--agg`: aggregates per key over windows of event time
+//! (tumbling, sliding, session), or per key over the whole input (group-by).
+//!
+//! State is kept per pane and key: a pane is the largest span every window
+//! is made of (the window size for tumbling windows, gcd(size, slide) for
+//! sliding ones), so a sliding window merges its panes instead of holding a
+//! copy of every event. The watermark is the greatest event time seen minus
+//! the lateness; windows whose end it has passed are emitted, in order of
+//! end, then start, then key, and their state is released. An event whose
+//! first window was already emitted is late: rejected, never merged.
+
+pub mod agg;
+pub mod time;
+
+use super::{Event, Rejected, Stage, WindowCounters};
+use crate::jq::Program;
+use agg::{Acc, AggSpec};
+use jaq_json::{Map, Val};
+use std::collections::BTreeMap;
+use time::{WindowSpec, format_time};
+
+/// Everything a window stage is built from.
+pub struct WindowConfig {
+    /// `None`: group-by over the whole input.
+    pub spec: Option<WindowSpec>,
+    pub keys: Vec<Program>,
+    /// `None`: arrival time.
+    pub time: Option<Program>,
+    pub aggs: Vec<(AggSpec, Option<Program>)>,
+    /// Milliseconds.
+    pub lateness: i64,
+}
+
+/// One key's aggregates in one pane or session.
+type Accs = Vec<Acc>;
+
+pub struct WindowStage {
+    name: String,
+    expr: String,
+    config: WindowConfig,
+    /// Arrival order, for first/last ties.
+    seq: u64,
+    /// Greatest event time seen.
+    max_time: Option<i64>,
+    /// Tumbling and sliding: pane start -> key -> aggregates.
+    panes: BTreeMap<i64, BTreeMap<Val, Accs>>,
+    /// The start of the next window to emit (tumbling and sliding).
+    next_window: Option<i64>,
+    /// Session windows: key -> its open sessions.
+    sessions: BTreeMap<Val, Vec<Session>>,
+    /// Group-by: key -> aggregates.
+    groups: BTreeMap<Val, Accs>,
+    counters: WindowCounters,
+    /// (pane or session) × key states open now.
+    open: u64,
+}
+
+struct Session {
+    start: i64,
+    last: i64,
+    accs: Accs,
+}
+
+/// What one event brings: its key, time, and each aggregate's values.
+struct Contribution {
+    key: Val,
+    time: i64,
+    values: Vec<Vec<Val>>,
+}
+
+impl WindowStage {
+    pub fn new(name: String, expr: String, config: WindowConfig) -> WindowStage {
+        WindowStage {
+            name,
+            expr,
+            config,
+            seq: 0,
+            max_time: None,
+            panes: BTreeMap::new(),
+            next_window: None,
+            sessions: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            counters: WindowCounters::default(),
+            open: 0,
+        }
+    }
+
+    fn new_accs(&self) -> Accs {
+        self.config
+            .aggs
+            .iter()
+            .map(|(spec, _)| Acc::new(&spec.func))
+            .collect()
+    }
+
+    /// Evaluates key, time and aggregate expressions; nothing is changed yet,
+    /// so a failing event leaves no trace in any window.
+    fn contribution(&self, event: &Val) -> Result<Contribution, String> {
+        let mut keys = Vec::with_capacity(self.config.keys.len());
+        for (i, program) in self.config.keys.iter().enumerate() {
+            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
+        }
+        let key = match keys.len() {
+            0 => Val::Null,
+            1 => keys.pop().expect("one key"),
+            _ => Val::Arr(keys.into()),
+        };
+        let time = match &self.config.time {
+            Some(program) => {
+                let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
+                time::event_time(&v).map_err(|e| format!("--time: {e}"))?
+            }
+            None => now_ms(),
+        };
+        let mut values = Vec::with_capacity(self.config.aggs.len());
+        for (spec, program) in &self.config.aggs {
+            let mut vs = Vec::new();
+            if let Some(program) = program {
+                program
+                    .run(event.clone(), |v| {
+                        if !matches!(v, Val::Null) {
+                            vs.push(v);
+                        }
+                        true
+                    })
+                    .map_err(|e| format!("--agg {}: {e}", spec.name))?;
+            }
+            values.push(vs);
+        }
+        // Check the values against their aggregates before any state changes.
+        for ((spec, _), vs) in self.config.aggs.iter().zip(&values) {
+            let mut probe = Acc::new(&spec.func);
+            for v in vs {
+                probe
+                    .add(v, time, 0)
+                    .map_err(|e| format!("--agg {}: {e}", spec.name))?;
+            }
+        }
+        Ok(Contribution { key, time, values })
+    }
+
+    fn add_to(accs: &mut Accs, c: &Contribution, seq: u64) {
+        for (acc, vs) in accs.iter_mut().zip(&c.values) {
+            acc.add_event();
+            for v in vs {
+                // Checked in `contribution`.
+                let _ = acc.add(v, c.time, seq);
+            }
+        }
+    }
+
+    fn watermark(&self) -> Option<i64> {
+        self.max_time
+            .map(|t| t.saturating_sub(self.config.lateness))
+    }
+
+    /// Tumbling and sliding: (size, slide, pane).
+    fn grid(&self) -> Option<(i64, i64, i64)> {
+        match self.config.spec? {
+            WindowSpec::Tumbling { size } => Some((size, size, size)),
+            WindowSpec::Sliding { size, slide } => Some((size, slide, gcd(size, slide))),
+            WindowSpec::Session { .. } => None,
+        }
+    }
+
+    /// The earliest window (start) that contains `t`.
+    fn first_window(t: i64, size: i64, slide: i64) -> i64 {
+        time::align(t - size, slide) + slide
+    }
+
+    fn is_late(&self, t: i64) -> Option<String> {
+        let watermark = self.watermark()?;
+        let end = match self.config.spec? {
+            WindowSpec::Session { gap } => t.saturating_add(gap),
+            _ => {
+                let (size, slide, _) = self.grid()?;
+                Self::first_window(t, size, slide) + size
+            }
+        };
+        (end <= watermark).then(|| {
+            format!(
+                "late event: time {} is too late for its window ending {}, already emitted (watermark {})",
+                format_time(t),
+                format_time(end),
+                format_time(watermark)
+            )
+        })
+    }
+
+    fn insert(&mut self, c: Contribution) {
+        self.seq += 1;
+        let seq = self.seq;
+        match self.config.spec {
+            None => {
+                if !self.groups.contains_key(&c.key) {
+                    let accs = self.new_accs();
+                    self.groups.insert(c.key.clone(), accs);
+                    self.open += 1;
+                }
+                Self::add_to(self.groups.get_mut(&c.key).expect("inserted"), &c, seq);
+            }
+            Some(WindowSpec::Session { gap }) => {
+                let fresh = self.new_accs();
+                let sessions = self.sessions.entry(c.key.clone()).or_default();
+                // Every session this event touches merges with it into one.
+                let mut merged = Session {
+                    start: c.time,
+                    last: c.time,
+                    accs: fresh,
+                };
+                let mut kept = Vec::with_capacity(sessions.len());
+                let mut absorbed = 0;
+                for s in sessions.drain(..) {
+                    if c.time <= s.last.saturating_add(gap) && s.start <= c.time.saturating_add(gap)
+                    {
+                        merged.start = merged.start.min(s.start);
+                        merged.last = merged.last.max(s.last);
+                        for (into, from) in merged.accs.iter_mut().zip(&s.accs) {
+                            into.merge(from);
+                        }
+                        absorbed += 1;
+                    } else {
+                        kept.push(s);
+                    }
+                }
+                Self::add_to(&mut merged.accs, &c, seq);
+                kept.push(merged);
+                *sessions = kept;
+                self.open = self.open + 1 - absorbed;
+            }
+            Some(_) => {
+                let (size, slide, pane) = self.grid().expect("tumbling or sliding");
+                let pane_start = time::align(c.time, pane);
+                let fresh = self.new_accs();
+                let keys = self.panes.entry(pane_start).or_default();
+                if !keys.contains_key(&c.key) {
+                    keys.insert(c.key.clone(), fresh);
+                    self.open += 1;
+                }
+                Self::add_to(keys.get_mut(&c.key).expect("inserted"), &c, seq);
+                let first = Self::first_window(c.time, size, slide);
+                if self.next_window.is_none_or(|next| first < next) {
+                    self.next_window = Some(first);
+                }
+            }
+        }
+        self.counters.windows_open = self.counters.windows_open.max(self.open);
+    }
+
+    /// Emits every window whose end is at most `watermark` (all of them for `None`).
+    fn emit(&mut self, watermark: Option<i64>, out: &mut Vec<Event>) {
+        let closed = |end: i64| watermark.is_none_or(|w| end <= w);
+        match self.config.spec {
+            None => {
+                if watermark.is_none() {
+                    for (key, accs) in std::mem::take(&mut self.groups) {
+                        self.result(None, &key, &accs, out);
+                    }
+                    self.open = 0;
+                }
+            }
+            Some(WindowSpec::Session { gap }) => {
+                let mut ready: Vec<(i64, i64, Val, Session)> = Vec::new();
+                for (key, sessions) in self.sessions.iter_mut() {
+                    let (done, open): (Vec<Session>, Vec<Session>) = sessions
+                        .drain(..)
+                        .partition(|s| closed(s.last.saturating_add(gap)));
+                    *sessions = open;
+                    ready.extend(
+                        done.into_iter()
+                            .map(|s| (s.last.saturating_add(gap), s.start, key.clone(), s)),
+                    );
+                }
+                self.sessions.retain(|_, s| !s.is_empty());
+                ready.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+                for (end, start, key, s) in ready {
+                    self.open -= 1;
+                    self.result(Some((start, end)), &key, &s.accs, out);
+                }
+            }
+            Some(_) => {
+                let (size, slide, pane) = self.grid().expect("tumbling or sliding");
+                while let Some(start) = self.next_window {
+                    let end = start + size;
+                    if self.panes.is_empty() || !closed(end) {
+                        break;
+                    }
+                    // Merge this window's panes per key.
+                    let mut merged: BTreeMap<Val, Accs> = BTreeMap::new();
+                    for keys in self.panes.range(start..end).map(|(_, keys)| keys) {
+                        for (key, accs) in keys {
+                            let into = merged.entry(key.clone()).or_insert_with(|| self.new_accs());
+                            into.iter_mut().zip(accs).for_each(|(i, a)| i.merge(a));
+                        }
+                    }
+                    for (key, accs) in &merged {
+                        self.result(Some((start, end)), key, accs, out);
+                    }
+                    // Panes no later window uses are released.
+                    let next = start + slide;
+                    while let Some(entry) = self.panes.first_entry() {
+                        if *entry.key() + pane > next {
+                            break;
+                        }
+                        self.open -= entry.remove().len() as u64;
+                    }
+                    // Windows before the first one holding a pane are empty: skip them.
+                    self.next_window = self
+                        .panes
+                        .first_key_value()
+                        .map(|(&p, _)| next.max(Self::first_window(p, size, slide)));
+                }
+            }
+        }
+    }
+
+    /// One result event: `{window_start, window_end, key, NAME: value, …}`.
+    fn result(&mut self, window: Option<(i64, i64)>, key: &Val, accs: &Accs, out: &mut Vec<Event>) {
+        let mut obj = Map::default();
+        let field = |name: &str| Val::from(name.to_string());
+        if let Some((start, end)) = window {
+            obj.insert(field("window_start"), Val::from(format_time(start)));
+            obj.insert(field("window_end"), Val::from(format_time(end)));
+        }
+        if !self.config.keys.is_empty() {
+            obj.insert(field("key"), key.clone());
+        }
+        for ((spec, _), acc) in self.config.aggs.iter().zip(accs) {
+            obj.insert(field(&spec.name), acc.result());
+        }
+        self.counters.windows_emitted += 1;
+        out.push(Event {
+            value: Val::obj(obj),
+            changed: true,
+        });
+    }
+}
+
+impl Stage for WindowStage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        if self.config.spec.is_some() {
+            "window"
+        } else {
+            "aggregate"
+        }
+    }
+    fn expr(&self) -> &str {
+        &self.expr
+    }
+    fn stateful(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
+        let c = self.contribution(&event.value).map_err(Rejected::Failed)?;
+        if let Some(why) = self.is_late(c.time) {
+            return Err(Rejected::Late(why));
+        }
+        let t = c.time;
+        self.insert(c);
+        self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
+        if self.config.spec.is_some() {
+            self.emit(self.watermark(), out);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
+        // On arrival time the clock moves the watermark even with no events.
+        if self.config.time.is_none() && self.config.spec.is_some() && self.max_time.is_some() {
+            self.max_time = Some(self.max_time.map_or(now, |m| m.max(now)));
+            self.emit(self.watermark(), out);
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        self.emit(None, out);
+    }
+
+    fn window_counters(&self) -> Option<WindowCounters> {
+        Some(self.counters)
+    }
+}
+
+/// The one value `program` yields for `event`.
+fn single(program: &Program, event: &Val) -> Result<Val, String> {
+    let mut values = Vec::new();
+    program.run(event.clone(), |v| {
+        values.push(v);
+        values.len() < 2
+    })?;
+    match values.len() {
+        1 => Ok(values.pop().expect("one value")),
+        0 => Err("yielded no value".into()),
+        _ => Err("yielded more than one value".into()),
+    }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
