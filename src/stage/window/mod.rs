@@ -408,3 +408,241 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jq::Globals;
+
+    /// A window stage over events `{"t": seconds, "k": key, "v": value}`.
+    fn stage(spec: Option<&str>, lateness: i64, aggs: &[&str]) -> WindowStage {
+        let globals = Globals::new(Vec::new());
+        let program = |code: &str| Program::compile(code, "test", &globals).unwrap();
+        let config = WindowConfig {
+            spec: spec.map(|s| time::parse_window(s).unwrap()),
+            keys: vec![program(".k")],
+            time: Some(program(".t")),
+            aggs: aggs
+                .iter()
+                .map(|a| {
+                    let spec = agg::parse_agg(a).unwrap();
+                    let p = spec.expr.as_deref().map(program);
+                    (spec, p)
+                })
+                .collect(),
+            lateness,
+        };
+        WindowStage::new("window#1".into(), "test".into(), config)
+    }
+
+    fn event(t: i64, k: &str, v: i64) -> Event {
+        let text = format!(r#"{{"t":{t},"k":"{k}","v":{v}}}"#);
+        Event {
+            value: crate::json::parse(text.as_bytes()).unwrap(),
+            changed: false,
+        }
+    }
+
+    /// Feeds `(t, key, v)` events, then ends the input; returns the results
+    /// as text and the late events' times.
+    fn run(stage: &mut WindowStage, events: &[(i64, &str, i64)]) -> (Vec<String>, Vec<i64>) {
+        let (mut out, mut late) = (Vec::new(), Vec::new());
+        for &(t, k, v) in events {
+            match stage.process(event(t, k, v), &mut out) {
+                Ok(()) => {}
+                Err(Rejected::Late(_)) => late.push(t),
+                Err(Rejected::Failed(e)) => panic!("{e}"),
+            }
+        }
+        stage.finish(&mut out);
+        (out.iter().map(|e| e.value.to_string()).collect(), late)
+    }
+
+    /// `(start s, end s, key, n)` of each result.
+    fn windows(results: &[String]) -> Vec<(String, String, String, i64)> {
+        results
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(r).unwrap();
+                let time = |f: &str| v[f].as_str().unwrap()[14..19].to_string();
+                (
+                    time("window_start"),
+                    time("window_end"),
+                    v["key"].as_str().unwrap().into(),
+                    v["n"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn w(start: &str, end: &str, key: &str, n: i64) -> (String, String, String, i64) {
+        (start.into(), end.into(), key.into(), n)
+    }
+
+    #[test]
+    fn tumbling_windows_in_order_of_end_then_key() {
+        let mut s = stage(Some("tumbling:1m"), 0, &["n=count"]);
+        let (out, late) = run(
+            &mut s,
+            &[
+                (5, "b", 0),
+                (10, "a", 0),
+                (59, "b", 0),
+                (60, "a", 0),
+                (185, "a", 0),
+            ],
+        );
+        assert!(late.is_empty());
+        assert_eq!(
+            windows(&out),
+            [
+                w("00:00", "01:00", "a", 1),
+                w("00:00", "01:00", "b", 2),
+                w("01:00", "02:00", "a", 1),
+                w("03:00", "04:00", "a", 1)
+            ]
+        );
+        // State is released as windows close.
+        assert_eq!(s.open, 0);
+        assert_eq!(s.counters.windows_emitted, 4);
+    }
+
+    #[test]
+    fn sliding_windows_share_panes() {
+        let mut s = stage(Some("sliding:2m/1m"), 0, &["n=count"]);
+        let (out, _) = run(&mut s, &[(30, "a", 0), (90, "a", 0), (150, "a", 0)]);
+        assert_eq!(
+            windows(&out),
+            [
+                w("59:00", "01:00", "a", 1),
+                w("00:00", "02:00", "a", 2),
+                w("01:00", "03:00", "a", 2),
+                w("02:00", "04:00", "a", 1)
+            ]
+        );
+        // One state per pane (1m) and key, not per window.
+        assert_eq!(s.counters.windows_open, 3);
+    }
+
+    #[test]
+    fn sliding_windows_that_do_not_divide_evenly() {
+        // 10s windows every 3s: panes of gcd = 1s.
+        let mut s = stage(Some("sliding:10s/3s"), 0, &["n=count"]);
+        let (out, _) = run(&mut s, &[(0, "a", 0), (11, "a", 0)]);
+        let got: Vec<_> = windows(&out)
+            .into_iter()
+            .map(|(s, e, _, n)| format!("{s}-{e}:{n}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "59:51-00:01:1",
+                "59:54-00:04:1",
+                "59:57-00:07:1",
+                "00:00-00:10:1",
+                "00:03-00:13:1",
+                "00:06-00:16:1",
+                "00:09-00:19:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn long_gaps_skip_empty_windows() {
+        let mut s = stage(Some("sliding:2s/1s"), 0, &["n=count"]);
+        let (out, _) = run(&mut s, &[(0, "a", 0), (1_000_000_000, "a", 0)]);
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn session_windows_merge_when_an_event_bridges_them() {
+        let mut s = stage(Some("session:10s"), 100_000, &["n=count", "s=sum(.v)"]);
+        let (out, late) = run(
+            &mut s,
+            &[(0, "a", 1), (18, "a", 2), (100, "b", 5), (9, "a", 3)],
+        );
+        assert!(late.is_empty());
+        // 0 and 18 are two sessions until 9 comes, within 10s of both.
+        assert_eq!(
+            out,
+            [
+                r#"{"window_start":"1970-01-01T00:00:00Z","window_end":"1970-01-01T00:00:28Z","key":"a","n":3,"s":6}"#,
+                r#"{"window_start":"1970-01-01T00:01:40Z","window_end":"1970-01-01T00:01:50Z","key":"b","n":1,"s":5}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_order_within_lateness_is_kept_and_later_is_late() {
+        let mut s = stage(Some("tumbling:1m"), 30_000, &["n=count"]);
+        // 50 arrives after 80 (watermark 50): still on time. 20 arrives after
+        // 100 (watermark 70, the first window has closed): late.
+        let (out, late) = run(
+            &mut s,
+            &[
+                (10, "a", 0),
+                (80, "a", 0),
+                (50, "a", 0),
+                (100, "a", 0),
+                (20, "a", 0),
+            ],
+        );
+        assert_eq!(late, [20]);
+        assert_eq!(
+            windows(&out),
+            [w("00:00", "01:00", "a", 2), w("01:00", "02:00", "a", 2)]
+        );
+    }
+
+    #[test]
+    fn group_by_emits_once_per_key_at_the_end() {
+        let mut s = stage(None, 0, &["n=count", "m=max(.v)"]);
+        let mut out = Vec::new();
+        s.process(event(5, "b", 1), &mut out).unwrap();
+        s.process(event(1, "a", 7), &mut out).unwrap();
+        s.process(event(9, "b", 3), &mut out).unwrap();
+        assert!(out.is_empty());
+        s.finish(&mut out);
+        let got: Vec<String> = out.iter().map(|e| e.value.to_string()).collect();
+        assert_eq!(
+            got,
+            [r#"{"key":"a","n":1,"m":7}"#, r#"{"key":"b","n":2,"m":3}"#]
+        );
+    }
+
+    #[test]
+    fn failing_events_change_nothing() {
+        let mut s = stage(Some("tumbling:1m"), 0, &["n=count", "s=sum(.v)"]);
+        let mut out = Vec::new();
+        let bad = crate::json::parse(br#"{"t":5,"k":"a","v":"x"}"#).unwrap();
+        assert!(matches!(
+            s.process(
+                Event {
+                    value: bad,
+                    changed: false
+                },
+                &mut out
+            ),
+            Err(Rejected::Failed(_))
+        ));
+        let no_time = crate::json::parse(br#"{"k":"a","v":1}"#).unwrap();
+        assert!(matches!(
+            s.process(
+                Event {
+                    value: no_time,
+                    changed: false
+                },
+                &mut out
+            ),
+            Err(Rejected::Failed(_))
+        ));
+        assert_eq!(s.open, 0);
+        let (out, _) = run(&mut s, &[(6, "a", 2)]);
+        assert_eq!(
+            out,
+            [
+                r#"{"window_start":"1970-01-01T00:00:00Z","window_end":"1970-01-01T00:01:00Z","key":"a","n":1,"s":2}"#
+            ]
+        );
+    }
+}
