@@ -13,7 +13,7 @@ if [ ! -f "$input" ]; then
   # keys drawn uniformly, values 0-1000 with two decimals.
   awk -v n="$n" -v k="$k" 'BEGIN { srand(1); t = 1762070400000;
     for (i = 0; i < n; i++) { t += int(rand() * 12);
-      printf("{\"ts\":%d,\"key\":\"k%d\",\"v\":%.2f}\n", t, int(rand() * k), rand() * 1000) } }' > "$input.tmp"
+      printf("{\"ts\":%.0f,\"key\":\"k%d\",\"v\":%.2f}\n", t, int(rand() * k), rand() * 1000) } }' > "$input.tmp"
   mv "$input.tmp" "$input"
 fi
 cargo build --release -q

@@ -154,3 +154,52 @@ fn threads_must_be_a_positive_number() {
         );
     }
 }
+
+#[test]
+fn window_results_are_the_same_for_every_thread_count() {
+    let dir = common::tempdir();
+    let path = dir.path().join("in.ndjson");
+    let mut text = String::new();
+    for i in 0..20_000u64 {
+        // Out of order within 5 s, a few late ones, a few bad times.
+        let t =
+            1_762_070_400_000 + i * 37 - (i % 7) * 700 - if i % 1000 == 999 { 60_000 } else { 0 };
+        let t = if i % 4999 == 0 {
+            "\"bad\"".to_string()
+        } else {
+            t.to_string()
+        };
+        writeln!(text, r#"{{"ts":{t},"k":"k{}","v":{}}}"#, i % 13, i % 101).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    let args = [
+        "--window",
+        "sliding:10s/5s",
+        "--time",
+        ".ts",
+        "--key",
+        ".k",
+        "--lateness",
+        "5s",
+        "--agg",
+        "n=count",
+        "--agg",
+        "s=sum(.v)",
+        "--agg",
+        "p=p90(.v)",
+        "-f",
+        ".n > 1",
+    ];
+    let one = run("1", &args, path);
+    assert_eq!(one.status, 3, "bad times fail");
+    assert!(one.stats["stages"][0]["events_late"].as_u64().unwrap() > 0);
+    for threads in ["2", "4"] {
+        let other = run(threads, &args, path);
+        assert_eq!(other.status, one.status);
+        assert!(other.stdout == one.stdout, "-j{threads}: stdout differs");
+        assert_eq!(other.reports, one.reports);
+        assert_eq!(other.stats, one.stats, "-j{threads}: stats");
+        assert!(other.dead_letter == one.dead_letter);
+    }
+}
