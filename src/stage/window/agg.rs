@@ -279,6 +279,29 @@ impl Acc {
         }
     }
 
+    /// Whether `add` would take `value`, without changing anything: lets a
+    /// window check an event's values before any of its state changes.
+    pub fn check(func: &Func, value: &Val) -> Result<(), String> {
+        let not_a_number = || format!("{}: {} is not a number", func.name(), show(value));
+        match func {
+            Func::Sum | Func::Avg | Func::Percentile(_) => {
+                let x = match value {
+                    Val::Num(n) => to_f64(n).ok_or_else(not_a_number)?,
+                    _ => return Err(not_a_number()),
+                };
+                if matches!(func, Func::Percentile(_)) && !x.is_finite() {
+                    return Err(format!(
+                        "{}: {} is not a finite number",
+                        func.name(),
+                        show(value)
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Adds one value of EXPR for an event with event time `time` (ms) and
     /// arrival sequence `seq` (for first/last ties). The caller skips null
     /// values. Errors for sum/avg/percentiles on a non-number, and for
@@ -591,6 +614,50 @@ fn round_partials(partials: &[f64]) -> f64 {
         }
     }
     hi
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    /// `check` accepts exactly what `add` accepts.
+    #[test]
+    fn check_agrees_with_add() {
+        let values = [
+            "1",
+            "2.50",
+            "-0",
+            "1e400",
+            "\"x\"",
+            "true",
+            "[1]",
+            "{}",
+            "100000000000000000000000",
+        ];
+        let funcs = [
+            Func::Count,
+            Func::Sum,
+            Func::Avg,
+            Func::Min,
+            Func::Max,
+            Func::First,
+            Func::Last,
+            Func::CountDistinct,
+            Func::Percentile(0.5),
+            Func::Collect,
+        ];
+        for func in &funcs {
+            for text in values {
+                let v = crate::json::parse(text.as_bytes()).unwrap();
+                let mut acc = Acc::new(func);
+                assert_eq!(
+                    Acc::check(func, &v).is_ok(),
+                    acc.add(&v, 0, 0).is_ok(),
+                    "{func:?} {text}"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -129,11 +129,8 @@ impl WindowStage {
         }
         // Check the values against their aggregates before any state changes.
         for ((spec, _), vs) in self.config.aggs.iter().zip(&values) {
-            let mut probe = Acc::new(&spec.func);
             for v in vs {
-                probe
-                    .add(v, time, 0)
-                    .map_err(|e| format!("--agg {}: {e}", spec.name))?;
+                Acc::check(&spec.func, v).map_err(|e| format!("--agg {}: {e}", spec.name))?;
             }
         }
         Ok(Contribution { key, time, values })
@@ -285,16 +282,28 @@ impl WindowStage {
                     if self.panes.is_empty() || !closed(end) {
                         break;
                     }
-                    // Merge this window's panes per key.
-                    let mut merged: BTreeMap<Val, Accs> = BTreeMap::new();
-                    for keys in self.panes.range(start..end).map(|(_, keys)| keys) {
-                        for (key, accs) in keys {
-                            let into = merged.entry(key.clone()).or_insert_with(|| self.new_accs());
-                            into.iter_mut().zip(accs).for_each(|(i, a)| i.merge(a));
+                    if slide == size {
+                        // Tumbling: the window is one pane no other window
+                        // uses, so its state is emitted as it is.
+                        if let Some(keys) = self.panes.remove(&start) {
+                            self.open -= keys.len() as u64;
+                            for (key, accs) in &keys {
+                                self.result(Some((start, end)), key, accs, out);
+                            }
                         }
-                    }
-                    for (key, accs) in &merged {
-                        self.result(Some((start, end)), key, accs, out);
+                    } else {
+                        // Sliding: merge this window's panes per key.
+                        let mut merged: BTreeMap<Val, Accs> = BTreeMap::new();
+                        for keys in self.panes.range(start..end).map(|(_, keys)| keys) {
+                            for (key, accs) in keys {
+                                let into =
+                                    merged.entry(key.clone()).or_insert_with(|| self.new_accs());
+                                into.iter_mut().zip(accs).for_each(|(i, a)| i.merge(a));
+                            }
+                        }
+                        for (key, accs) in &merged {
+                            self.result(Some((start, end)), key, accs, out);
+                        }
                     }
                     // Panes no later window uses are released.
                     let next = start + slide;
