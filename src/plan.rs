@@ -89,7 +89,7 @@ impl WindowArgs {
         let lateness = match self
             .lateness
             .as_deref()
-            .map(time::parse_duration)
+            .map(time::parse_lateness)
             .transpose()
         {
             Ok(l) => l.unwrap_or(0),

@@ -252,7 +252,8 @@ enum State {
     /// the number of distinct values (the price of an exact count)
     Distinct(HashSet<Box<[u8]>>),
     Sketch(Box<DDSketch>),
-    Collect(Vec<Val>),
+    /// Values with their arrival sequence, so merged panes keep arrival order.
+    Collect(Vec<(u64, Val)>),
 }
 
 impl Acc {
@@ -354,7 +355,7 @@ impl Acc {
             }
             State::Collect(values) => {
                 if values.len() < COLLECT_LIMIT {
-                    values.push(value.clone());
+                    values.push((seq, value.clone()));
                 }
             }
         }
@@ -396,8 +397,11 @@ impl Acc {
                 debug_assert!(merged.is_ok());
             }
             (State::Collect(a), State::Collect(b)) => {
-                let room = COLLECT_LIMIT.saturating_sub(a.len());
-                a.extend(b.iter().take(room).cloned());
+                // Panes merge in time order, not arrival order: sort back,
+                // and keep the first COLLECT_LIMIT to arrive.
+                a.extend(b.iter().cloned());
+                a.sort_by_key(|(seq, _)| *seq);
+                a.truncate(COLLECT_LIMIT);
             }
             // `other` is empty (Extreme/Stamped None): nothing to merge.
             _ => {}
@@ -436,7 +440,9 @@ impl Acc {
                     _ => Val::Null,
                 }
             }
-            State::Collect(values) => Val::Arr(Rc::new(values.clone())),
+            State::Collect(values) => {
+                Val::Arr(Rc::new(values.iter().map(|(_, v)| v.clone()).collect()))
+            }
         }
     }
 }
@@ -1155,20 +1161,26 @@ mod tests {
             kept.last(),
             Some(&Val::Num(Num::Int(COLLECT_LIMIT as isize - 1)))
         );
-        // Merging also stops at the limit, keeping the earlier values.
-        let mut b = Acc::new(&Func::Collect);
-        b.add(&v("1"), 0, 0).unwrap();
-        let mut full = a.clone();
-        full.merge(&b);
-        assert_eq!(full.result().to_string(), a.result().to_string());
-        let mut c = b.clone();
-        c.merge(&a);
+        // Merging also stops at the limit, keeping the values that arrived
+        // first, whichever side of the merge they are on.
+        let mut late = Acc::new(&Func::Collect);
+        late.add(&v("\"late\""), 0, COLLECT_LIMIT as u64 + 100)
+            .unwrap();
+        for (mut x, y) in [(a.clone(), &late), (late.clone(), &a)] {
+            x.merge(y);
+            assert_eq!(x.result().to_string(), a.result().to_string());
+        }
+        let mut early = Acc::new(&Func::Collect);
+        early.add(&v("\"early\""), 0, 0).unwrap();
+        let mut c = a.clone();
+        c.merge(&early);
         let Val::Arr(kept) = c.result() else {
             panic!("not an array")
         };
         assert_eq!(kept.len(), COLLECT_LIMIT);
-        assert_eq!(kept[0].to_string(), "1");
-        assert_eq!(kept[1].to_string(), "0");
+        // Ties in arrival keep the receiving side first.
+        assert_eq!(kept[0].to_string(), "0");
+        assert_eq!(kept[1].to_string(), "\"early\"");
     }
 
     // ---- merge ----

@@ -24,6 +24,18 @@ const MAX_DURATION: i64 = 10_000_000 * DAY;
 ///
 /// Units are case-sensitive: `5M` is rejected rather than guessed at
 /// (minutes? months?). No sign, fraction or space is accepted.
+/// Like `parse_duration`, but zero is allowed (`0s`: no lateness).
+pub fn parse_lateness(text: &str) -> Result<i64, String> {
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !number.is_empty()
+        && number.bytes().all(|b| b == b'0')
+        && parse_duration(&format!("1{}", &text[number.len()..])).is_ok()
+    {
+        return Ok(0);
+    }
+    parse_duration(text)
+}
+
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let invalid = || {
         format!(
@@ -791,5 +803,16 @@ mod tests {
     #[should_panic(expected = "session")]
     fn session_has_no_grid() {
         windows_containing(&WindowSpec::Session { gap: 1_000 }, 0);
+    }
+
+    #[test]
+    fn lateness_may_be_zero() {
+        assert_eq!(parse_lateness("0s"), Ok(0));
+        assert_eq!(parse_lateness("000ms"), Ok(0));
+        assert_eq!(parse_lateness("30s"), Ok(30_000));
+        assert!(parse_lateness("0x").is_err());
+        assert!(parse_lateness("0").is_err());
+        assert!(parse_lateness("").is_err());
+        assert!(parse_lateness("-1s").is_err());
     }
 }
