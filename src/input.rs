@@ -74,10 +74,14 @@ impl Source {
         }
     }
 
-    /// Size in bytes when the source is a regular file (for the progress bar).
+    /// Size in bytes when the source is a regular, uncompressed file (for
+    /// the progress bar, which counts bytes after decompression).
     pub fn size(&self) -> Option<u64> {
-        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
-        meta.is_file().then(|| meta.len())
+        let path = self.path.as_ref()?;
+        let meta = std::fs::metadata(path).ok()?;
+        let mut magic = [0; 4];
+        let n = File::open(path).and_then(|mut f| f.read(&mut magic)).ok()?;
+        (meta.is_file() && compression(&magic[..n]).is_none()).then_some(meta.len())
     }
 }
 
@@ -129,8 +133,11 @@ pub fn read_all(
             return;
         }
         let result = match &source.path {
-            None => read_source(index, io::stdin().lock(), deliver, stop, pool),
-            Some(path) => File::open(path).and_then(|f| read_source(index, f, deliver, stop, pool)),
+            None => decompressed(io::stdin().lock())
+                .and_then(|r| read_source(index, r, deliver, stop, pool)),
+            Some(path) => File::open(path)
+                .and_then(decompressed)
+                .and_then(|r| read_source(index, r, deliver, stop, pool)),
         };
         match result {
             Ok(true) => {}
@@ -145,6 +152,45 @@ pub fn read_all(
             }
         }
     }
+}
+
+/// The compression a stream's first bytes announce.
+#[derive(Debug, PartialEq, Eq)]
+enum Compression {
+    Gzip,
+    Zstd,
+}
+
+fn compression(magic: &[u8]) -> Option<Compression> {
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+/// `reader`, decompressed when its first bytes are a gzip or zstd header
+/// (by content, not by name; concatenated gzip members are read as one).
+/// A corrupt or truncated stream then fails its reads with an error.
+fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut magic = [0; 4];
+    let mut n = 0;
+    while n < magic.len() {
+        match reader.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let whole = io::Cursor::new(magic[..n].to_vec()).chain(reader);
+    Ok(match compression(&magic[..n]) {
+        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(whole)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(whole)?),
+        None => Box::new(whole),
+    })
 }
 
 /// Splits one source into batches. Returns `Ok(false)` when the receiver hung up.
