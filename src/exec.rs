@@ -24,13 +24,6 @@ const QUEUE: usize = 2;
 /// How often an idle stateful worker looks at the clock (windows on arrival time).
 const TICK: Duration = Duration::from_millis(100);
 
-/// The time now, in milliseconds since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Why a run stopped before its inputs ended.
 enum Stop {
     /// `--on-error abort` met a failed event.
@@ -144,7 +137,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                         if stop.load(Ordering::Relaxed) != 0 {
                             break;
                         }
-                        Outcome::Batch(worker.tick(now_ms()))
+                        Outcome::Batch(worker.tick(crate::stage::window::time::now()))
                     }
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,

@@ -110,7 +110,7 @@ impl WindowStage {
                 let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
                 time::event_time(&v).map_err(|e| format!("--time: {e}"))?
             }
-            None => now_ms(),
+            None => time::now(),
         };
         let mut values = Vec::with_capacity(self.config.aggs.len());
         for (spec, program) in &self.config.aggs {
@@ -410,12 +410,6 @@ fn single(program: &Program, event: &Val) -> Result<Val, String> {
 
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -24,6 +24,13 @@ const MAX_DURATION: i64 = 10_000_000 * DAY;
 ///
 /// Units are case-sensitive: `5M` is rejected rather than guessed at
 /// (minutes? months?). No sign, fraction or space is accepted.
+/// The time now, in milliseconds since the epoch (arrival time).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Like `parse_duration`, but zero is allowed (`0s`: no lateness).
 pub fn parse_lateness(text: &str) -> Result<i64, String> {
     let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
