@@ -169,6 +169,10 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true, default_missing_value = "text", value_enum, help_heading = "Accounting")]
     pub stats: Option<StatsFormat>,
 
+    /// Also print the metrics every DURATION while running (e.g. 10s, 1m), in the --stats format, with rates over the last interval.
+    #[arg(long, value_name = "DURATION", help_heading = "Accounting")]
+    pub stats_every: Option<String>,
+
     /// What a failed event does: skip it (exit 3 at the end), abort the run (exit 3), or ignore it (exit status unchanged).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = OnError::Skip, help_heading = "Accounting")]
     pub on_error: OnError,

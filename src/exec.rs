@@ -9,7 +9,7 @@ use crate::input::{self, Message};
 use crate::output::{DeadLetter, EventWriter};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::stats::{InputStats, StageStats, Stats, WindowStats};
+use crate::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
 use crate::status;
 use crate::worker::{Processed, Worker};
 use std::sync::Arc;
@@ -55,6 +55,16 @@ struct Collector {
     stats: Stats,
     reported: u64,
     input_errors: u64,
+    periodic: Option<Periodic>,
+}
+
+/// `--stats-every`: when to print next, and the counts at the last report.
+struct Periodic {
+    every: Duration,
+    format: StatsFormat,
+    started: Instant,
+    last: Instant,
+    counts: (u64, u64, u64),
 }
 
 /// Runs the plan to the end of its inputs (or a stop) and returns the exit status.
@@ -101,6 +111,13 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         progress: Progress::new(plan.progress, plan.progress_forced, total),
         reported: 0,
         input_errors: 0,
+        periodic: plan.stats_every.map(|every| Periodic {
+            every,
+            format: plan.stats.unwrap_or(StatsFormat::Text),
+            started,
+            last: Instant::now(),
+            counts: (0, 0, 0),
+        }),
     };
     drop(stages);
 
@@ -208,6 +225,7 @@ impl Collector {
         // A stateful chain sends what it still holds after the last batch.
         let mut waiting_for_last = stateful;
         loop {
+            self.report_if_due();
             let from = &workers[(taken % workers.len() as u64) as usize];
             let outcome = match from.try_recv() {
                 Ok(outcome) => outcome,
@@ -243,6 +261,35 @@ impl Collector {
                 }
             }
         }
+    }
+
+    /// Prints the stats when `--stats-every` says it is time, with the
+    /// counts and rate of the interval since the last report.
+    fn report_if_due(&mut self) {
+        let Some(p) = &mut self.periodic else { return };
+        let now = Instant::now();
+        let elapsed = now - p.last;
+        if elapsed < p.every {
+            return;
+        }
+        let s = &mut self.stats;
+        let counts = (s.events_ingested, s.events_emitted, s.events_failed);
+        let ingested = counts.0 - p.counts.0;
+        s.interval = Some(Interval {
+            elapsed,
+            events_ingested: ingested,
+            events_emitted: counts.1 - p.counts.1,
+            events_failed: counts.2 - p.counts.2,
+            events_per_sec: ((ingested as f64 / elapsed.as_secs_f64()) * 1000.0).round() / 1000.0,
+        });
+        s.finish(now - p.started);
+        let text = match p.format {
+            StatsFormat::Json => s.to_json(),
+            StatsFormat::Text => s.to_text().trim_end().to_string(),
+        };
+        s.interval = None;
+        (p.last, p.counts) = (now, counts);
+        self.progress.eprintln(&text);
     }
 
     fn batch(&mut self, batch: Processed, out: &[u8]) -> Result<(), Stop> {

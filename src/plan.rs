@@ -25,6 +25,8 @@ pub struct Plan {
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
+    /// Print the stats this often while running (`--stats-every`).
+    pub stats_every: Option<std::time::Duration>,
     pub on_error: OnError,
     pub exit_status: bool,
     pub quiet: bool,
@@ -300,6 +302,14 @@ impl Plan {
         let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
         // A window keeps state across events: its chain runs on one worker,
         // in input order (reading and writing still run apart).
+        let stats_every = match &args.stats_every {
+            None => None,
+            Some(text) => Some(std::time::Duration::from_millis(
+                time::parse_duration(text)
+                    .map_err(|e| Fatal::usage(format!("evq: --stats-every: {e}")))?
+                    as u64,
+            )),
+        };
         let threads = match args.threads {
             _ if has_window => 1,
             Some(n) => n as usize,
@@ -320,6 +330,7 @@ impl Plan {
             output,
             dead_letter,
             stats: args.stats,
+            stats_every,
             on_error: args.on_error,
             exit_status: args.exit_status,
             quiet: args.quiet,

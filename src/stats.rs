@@ -59,6 +59,20 @@ pub struct Stats {
     pub fields_read: Option<Vec<String>>,
     pub stages: Vec<StageStats>,
     pub inputs: Vec<InputStats>,
+    /// In the reports `--stats-every` prints while running: the last interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+}
+
+/// What happened since the previous periodic report.
+#[derive(Serialize, Default, Debug, Clone, Copy)]
+pub struct Interval {
+    #[serde(rename = "interval_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+    pub events_ingested: u64,
+    pub events_emitted: u64,
+    pub events_failed: u64,
+    pub events_per_sec: f64,
 }
 
 /// Milliseconds with microsecond resolution, so short runs do not show 0.
@@ -138,6 +152,16 @@ impl Stats {
                     ));
                 }
             }
+        }
+        if let Some(i) = &self.interval {
+            out.push_str(&format!(
+                "evq: last {:.1} s: {} events ingested, {} emitted, {} failed, {:.0} events/s\n",
+                i.elapsed.as_secs_f64(),
+                i.events_ingested,
+                i.events_emitted,
+                i.events_failed,
+                i.events_per_sec
+            ));
         }
         let mut rows = vec![row(&["input", "lines", "bytes", "failed", ""])];
         for i in &self.inputs {

@@ -1103,3 +1103,69 @@ fn deep_nesting_is_a_failed_event_with_or_without_a_stage() {
         assert_eq!(stats["parse_failed"], 1, "{stages:?}");
     }
 }
+
+#[test]
+fn stats_every_prints_periodic_reports_with_interval_rates() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = common::evq()
+        .args(["--stats=json", "--stats-every", "100ms", "-f", ".a > 1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    stdin.write_all(b"{\"a\":3}\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(common::status(&out), 0);
+    let reports: Vec<serde_json::Value> = common::stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, periodic) = reports.split_last().unwrap();
+    assert!(
+        periodic.len() >= 2,
+        "expected periodic reports, got {}",
+        reports.len()
+    );
+    assert!(
+        last.get("interval").is_none(),
+        "the final report has no interval"
+    );
+    assert_eq!(last["events_ingested"], 3);
+    let mut previous = 0;
+    let mut summed = 0;
+    for r in periodic {
+        let interval = &r["interval"];
+        assert!(interval["interval_ms"].as_f64().unwrap() >= 100.0, "{r}");
+        let now = r["events_ingested"].as_u64().unwrap();
+        // The interval counts what came since the previous report.
+        assert_eq!(
+            interval["events_ingested"].as_u64().unwrap(),
+            now - previous,
+            "{r}"
+        );
+        summed += now - previous;
+        previous = now;
+    }
+    assert!(summed <= 3);
+    // Some report came while the pipe was still open, between the two writes.
+    assert!(
+        periodic.iter().any(|r| r["events_ingested"] == 2),
+        "{reports:?}"
+    );
+}
+
+#[test]
+fn stats_every_needs_a_duration() {
+    let out = common::run(&["--stats-every", "soon"], b"");
+    assert_eq!(common::status(&out), 2);
+    assert!(common::stderr(&out).starts_with("evq: --stats-every: invalid duration \"soon\""));
+}
