@@ -196,58 +196,105 @@ fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>
 /// Splits one source into batches. Returns `Ok(false)` when the receiver hung up.
 fn read_source(
     source: usize,
-    mut reader: impl Read,
+    reader: impl Read,
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
     pool: &Pool,
 ) -> io::Result<bool> {
-    let mut splitter = Splitter::new(source);
-    let mut carry: Vec<u8> = Vec::new();
-    let mut unsent: u64 = 0; // bytes read but not yet reported in a batch
-    loop {
-        if stop.load(Ordering::Relaxed) != 0 {
-            return Ok(true);
+    let mut lines = LineReader::new(source);
+    Ok(lines.read_available(reader, deliver, stop, pool, true)? != Ended::HungUp)
+}
+
+/// How a `read_available` call ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// End of the data for now; `bool`: whether any bytes came.
+    End(bool),
+    /// The receiver hung up.
+    HungUp,
+}
+
+/// Cuts what a reader yields into batches of whole lines, keeping the
+/// partial line and the line count between calls (a followed file grows).
+struct LineReader {
+    splitter: Splitter,
+    carry: Vec<u8>,
+    /// Bytes read but not yet reported in a batch.
+    unsent: u64,
+}
+
+impl LineReader {
+    fn new(source: usize) -> LineReader {
+        LineReader {
+            splitter: Splitter::new(source),
+            carry: Vec::new(),
+            unsent: 0,
         }
-        // A recycled buffer is already initialised: only growing it zeroes memory.
-        let mut data = pool.take();
-        let filled = carry.len();
-        if data.len() < filled + CHUNK {
-            // Room for a usual carried-over tail too, so the buffer is not
-            // grown (and copied) again on its next use.
-            data.resize((filled + CHUNK).max(CHUNK + CHUNK / 4), 0);
-        }
-        data[..filled].copy_from_slice(&carry);
-        carry.clear();
-        let n = loop {
-            match reader.read(&mut data[filled..filled + CHUNK]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+    }
+
+    /// Reads until `reader` reports its end (or a signal), delivering whole
+    /// lines. At the end, `final_line` delivers an unterminated last line
+    /// (a file that is done) instead of keeping it for more data to come.
+    fn read_available(
+        &mut self,
+        mut reader: impl io::Read,
+        deliver: &mut dyn FnMut(Message) -> bool,
+        stop: &AtomicUsize,
+        pool: &Pool,
+        final_line: bool,
+    ) -> io::Result<Ended> {
+        let mut any = false;
+        loop {
+            if stop.load(Ordering::Relaxed) != 0 {
+                return Ok(Ended::End(any));
             }
-        };
-        let valid = filled + n;
-        unsent += n as u64;
-        let at_eof = n == 0;
-        let cut = if at_eof {
-            valid
-        } else {
-            match memchr::memrchr(b'\n', &data[..valid]) {
-                Some(i) => i + 1,
-                None => {
-                    // A line longer than what we have: keep reading into it.
-                    carry.extend_from_slice(&data[..valid]);
-                    pool.give(data);
-                    continue;
+            // A recycled buffer is already initialised: only growing it zeroes memory.
+            let mut data = pool.take();
+            let filled = self.carry.len();
+            if data.len() < filled + CHUNK {
+                // Room for a usual carried-over tail too, so the buffer is not
+                // grown (and copied) again on its next use.
+                data.resize((filled + CHUNK).max(CHUNK + CHUNK / 4), 0);
+            }
+            data[..filled].copy_from_slice(&self.carry);
+            self.carry.clear();
+            let n = loop {
+                match reader.read(&mut data[filled..filled + CHUNK]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
                 }
+            };
+            any |= n > 0;
+            let valid = filled + n;
+            self.unsent += n as u64;
+            let at_end = n == 0;
+            let cut = if at_end && final_line {
+                valid
+            } else {
+                match memchr::memrchr(b'\n', &data[..valid]) {
+                    Some(i) => i + 1,
+                    None => {
+                        // A line longer than what we have: keep reading into it.
+                        self.carry.extend_from_slice(&data[..valid]);
+                        pool.give(data);
+                        if at_end {
+                            return Ok(Ended::End(any));
+                        }
+                        continue;
+                    }
+                }
+            };
+            self.carry.extend_from_slice(&data[cut..valid]);
+            let batch = self
+                .splitter
+                .split(data, cut, std::mem::take(&mut self.unsent));
+            if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
+                return Ok(Ended::HungUp);
             }
-        };
-        carry.extend_from_slice(&data[cut..valid]);
-        let batch = splitter.split(data, cut, std::mem::take(&mut unsent));
-        if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
-            return Ok(false);
-        }
-        if at_eof {
-            return Ok(true);
+            if at_end {
+                return Ok(Ended::End(any));
+            }
         }
     }
 }
