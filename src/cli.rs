@@ -153,6 +153,19 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", help_heading = "Windows")]
     pub lateness: Option<String>,
 
+    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, truncated ones read again from the start), until SIGINT or SIGTERM.
+    #[arg(short = 'F', long, help_heading = "Input")]
+    pub follow: bool,
+
+    /// How often --follow looks for new data when files are idle.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "250ms",
+        help_heading = "Input"
+    )]
+    pub follow_interval: String,
+
     /// Write events to FILE instead of standard output (created or truncated).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,

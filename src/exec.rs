@@ -175,6 +175,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     // knows when it has taken back everything that was read.
     let dealt = Arc::new(AtomicU64::new(0));
     {
+        let follow = plan.follow;
         let (sources, stop, dealt, pool) = (
             plan.sources,
             Arc::clone(&stop),
@@ -183,17 +184,16 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         );
         std::thread::spawn(move || {
             let mut next = 0;
-            input::read_all(
-                &sources,
-                &mut |message| {
-                    dealt.fetch_add(1, Ordering::SeqCst);
-                    let sent = to_workers[next].send(message).is_ok();
-                    next = (next + 1) % to_workers.len();
-                    sent
-                },
-                &stop,
-                &pool,
-            )
+            let mut deal = |message| {
+                dealt.fetch_add(1, Ordering::SeqCst);
+                let sent = to_workers[next].send(message).is_ok();
+                next = (next + 1) % to_workers.len();
+                sent
+            };
+            match follow {
+                Some(poll) => input::follow_all(&sources, &mut deal, &stop, &pool, poll),
+                None => input::read_all(&sources, &mut deal, &stop, &pool),
+            }
         });
     }
 

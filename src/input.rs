@@ -193,6 +193,157 @@ fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>
     })
 }
 
+/// `--follow`: reads every file to its end, then keeps reading each as it
+/// grows, like `tail -F`, until `stop` is set. A file replaced under its name
+/// (rotation) is read to its end, then the new one from its start; a file that
+/// shrank (truncation) is read again from its start. Compressed files are read
+/// once, not followed.
+pub fn follow_all(
+    sources: &[Source],
+    deliver: &mut dyn FnMut(Message) -> bool,
+    stop: &AtomicUsize,
+    pool: &Pool,
+    poll: std::time::Duration,
+) {
+    let mut followed: Vec<Followed> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Followed::new(i, s))
+        .collect();
+    while stop.load(Ordering::Relaxed) == 0 {
+        let mut progressed = false;
+        for f in &mut followed {
+            match f.poll(deliver, stop, pool) {
+                Ok(Some(p)) => progressed |= p,
+                Ok(None) => return, // nobody listens
+                Err(error) => {
+                    if !deliver(Message::Failed {
+                        source: f.index,
+                        error,
+                    }) {
+                        return;
+                    }
+                }
+            }
+        }
+        if !progressed {
+            std::thread::sleep(poll);
+        }
+    }
+}
+
+/// One followed file.
+struct Followed {
+    index: usize,
+    path: Option<PathBuf>,
+    file: Option<File>,
+    /// Device and inode of the open file: a new pair under the path means rotation.
+    id: Option<(u64, u64)>,
+    lines: LineReader,
+    /// Whether the file is done with (compressed, or standard input at its end).
+    done: bool,
+    /// Whether "cannot open" was reported (once, not every poll).
+    reported: bool,
+}
+
+impl Followed {
+    fn new(index: usize, source: &Source) -> Followed {
+        let path = source.path.clone();
+        Followed {
+            index,
+            path,
+            file: None,
+            id: None,
+            lines: LineReader::new(index),
+            done: false,
+            reported: false,
+        }
+    }
+
+    /// Reads what is new. `Some(progressed)`, or `None` when the receiver hung up.
+    fn poll(
+        &mut self,
+        deliver: &mut dyn FnMut(Message) -> bool,
+        stop: &AtomicUsize,
+        pool: &Pool,
+    ) -> io::Result<Option<bool>> {
+        use std::os::unix::fs::MetadataExt;
+        if self.done {
+            return Ok(Some(false));
+        }
+        let Some(path) = self.path.clone() else {
+            // Standard input is a stream already: read it to its end.
+            self.done = true;
+            let ok = decompressed(io::stdin().lock())
+                .and_then(|r| read_source(self.index, r, deliver, stop, pool))?;
+            return Ok(ok.then_some(true));
+        };
+        if self.file.is_none() {
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if self.reported => {
+                    return if e.kind() == io::ErrorKind::NotFound {
+                        Ok(Some(false))
+                    } else {
+                        Err(e)
+                    };
+                }
+                Err(e) => {
+                    self.reported = true;
+                    return Err(e);
+                }
+            };
+            let mut magic = [0; 4];
+            let n = file.read(&mut magic)?;
+            if compression(&magic[..n]).is_some() {
+                self.done = true;
+                let ok = File::open(&path)
+                    .and_then(decompressed)
+                    .and_then(|r| read_source(self.index, r, deliver, stop, pool))?;
+                return Ok(ok.then_some(true));
+            }
+            io::Seek::rewind(&mut file)?;
+            let meta = file.metadata()?;
+            self.id = Some((meta.dev(), meta.ino()));
+            self.lines = LineReader::new(self.index);
+            self.file = Some(file);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let progressed = match self
+            .lines
+            .read_available(&mut *file, deliver, stop, pool, false)?
+        {
+            Ended::HungUp => return Ok(None),
+            Ended::End(any) => any,
+        };
+        // At the end of what is there: has the file been replaced or cut?
+        let position = io::Seek::stream_position(file)?;
+        match std::fs::metadata(&path) {
+            Ok(meta) if Some((meta.dev(), meta.ino())) != self.id => {
+                // Rotated: the old file is done (its last line too); the new
+                // one is read from its start on the next poll.
+                let mut old = self.file.take().expect("open");
+                if self
+                    .lines
+                    .read_available(&mut old, deliver, stop, pool, true)?
+                    == Ended::HungUp
+                {
+                    return Ok(None);
+                }
+                Ok(Some(true))
+            }
+            Ok(meta) if meta.len() < position => {
+                // Truncated: read again from the start, counting lines anew.
+                io::Seek::rewind(file)?;
+                self.lines = LineReader::new(self.index);
+                Ok(Some(true))
+            }
+            // Unchanged, or moved away with nothing in its place yet: keep reading it.
+            _ => Ok(Some(progressed)),
+        }
+    }
+}
+
 /// Splits one source into batches. Returns `Ok(false)` when the receiver hung up.
 fn read_source(
     source: usize,

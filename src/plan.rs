@@ -25,6 +25,8 @@ pub struct Plan {
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
+    /// `--follow`: how often to look at idle files; `None` without it.
+    pub follow: Option<std::time::Duration>,
     /// Print the stats this often while running (`--stats-every`).
     pub stats_every: Option<std::time::Duration>,
     pub on_error: OnError,
@@ -302,6 +304,11 @@ impl Plan {
         let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
         // A window keeps state across events: its chain runs on one worker,
         // in input order (reading and writing still run apart).
+        let interval = time::parse_duration(&args.follow_interval)
+            .map_err(|e| Fatal::usage(format!("evq: --follow-interval: {e}")))?;
+        let follow = args
+            .follow
+            .then(|| std::time::Duration::from_millis(interval as u64));
         let stats_every = match &args.stats_every {
             None => None,
             Some(text) => Some(std::time::Duration::from_millis(
@@ -331,6 +338,7 @@ impl Plan {
             dead_letter,
             stats: args.stats,
             stats_every,
+            follow,
             on_error: args.on_error,
             exit_status: args.exit_status,
             quiet: args.quiet,
