@@ -166,6 +166,19 @@ pub struct Args {
     )]
     pub follow_interval: String,
 
+    /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again).
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// How often --checkpoint is written while running (it is also written at exit).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        help_heading = "Input"
+    )]
+    pub checkpoint_every: String,
+
     /// Write events to FILE instead of standard output (created or truncated).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,

@@ -37,6 +37,10 @@ enum Stop {
 /// What a worker hands back, in the order the reader dealt it out.
 enum Outcome {
     Batch(Processed),
+    Opened {
+        source: usize,
+        entry: crate::checkpoint::Entry,
+    },
     Failed {
         source: usize,
         error: std::io::Error,
@@ -56,6 +60,16 @@ struct Collector {
     reported: u64,
     input_errors: u64,
     periodic: Option<Periodic>,
+    saving: Option<Saving>,
+}
+
+/// `--checkpoint`: where each input stands in what was written, and when to
+/// write the checkpoint next.
+struct Saving {
+    path: std::path::PathBuf,
+    every: Duration,
+    last: Instant,
+    entries: Vec<Option<crate::checkpoint::Entry>>,
 }
 
 /// `--stats-every`: when to print next, and the counts at the last report.
@@ -118,9 +132,28 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             last: Instant::now(),
             counts: (0, 0, 0),
         }),
+        saving: None,
     };
     drop(stages);
 
+    // The checkpoint as the last run left it goes to the reader (where to
+    // resume); what this run reaches is kept here and written as it goes.
+    let (loaded_checkpoint, saving) = match plan.checkpoint {
+        Some((path, loaded, every)) => {
+            let entries = vec![None; plan.sources.len()];
+            (
+                Some(loaded),
+                Some(Saving {
+                    path,
+                    every,
+                    last: Instant::now(),
+                    entries,
+                }),
+            )
+        }
+        None => (None, None),
+    };
+    collector.saving = saving;
     let threads = plan.threads.max(1);
     // Batch buffers go reader -> worker -> reader; output buffers worker ->
     // this thread -> worker. Two pools, so each keeps buffers of its own size.
@@ -148,6 +181,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                         Outcome::Batch(processed)
                     }
                     Ok(Message::Failed { source, error }) => Outcome::Failed { source, error },
+                    Ok(Message::Opened { source, entry }) => Outcome::Opened { source, entry },
                     Err(RecvTimeoutError::Timeout) if stateful => {
                         // Input is idle. After a signal the reader may never
                         // return from its read: what came in is all there is.
@@ -176,6 +210,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let dealt = Arc::new(AtomicU64::new(0));
     {
         let follow = plan.follow;
+        let checkpoint = loaded_checkpoint;
         let (sources, stop, dealt, pool) = (
             plan.sources,
             Arc::clone(&stop),
@@ -190,9 +225,12 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                 next = (next + 1) % to_workers.len();
                 sent
             };
+            let checkpoint = checkpoint.as_ref();
             match follow {
-                Some(poll) => input::follow_all(&sources, &mut deal, &stop, &pool, poll),
-                None => input::read_all(&sources, &mut deal, &stop, &pool),
+                Some(poll) => {
+                    input::follow_all(&sources, &mut deal, &stop, &pool, poll, checkpoint)
+                }
+                None => input::read_all(&sources, &mut deal, &stop, &pool, checkpoint),
             }
         });
     }
@@ -201,6 +239,12 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         .collect(&from_workers, &stop, &dealt, &out_pool, stateful)
         .err()
         .or_else(|| collector.flush().err());
+    // The last checkpoint, unless the output failed (then what it would
+    // record was not delivered).
+    let stopped = match stopped {
+        None | Some(Stop::Abort) => collector.save_checkpoint().err().or(stopped),
+        other => other,
+    };
     collector.finish(
         stopped,
         stop.load(Ordering::Relaxed),
@@ -226,6 +270,7 @@ impl Collector {
         let mut waiting_for_last = stateful;
         loop {
             self.report_if_due();
+            self.checkpoint_if_due()?;
             let from = &workers[(taken % workers.len() as u64) as usize];
             let outcome = match from.try_recv() {
                 Ok(outcome) => outcome,
@@ -259,6 +304,12 @@ impl Collector {
                     taken += 1;
                     self.input_failed(source, error)
                 }
+                Outcome::Opened { source, entry } => {
+                    taken += 1;
+                    if let Some(saving) = &mut self.saving {
+                        saving.entries[source] = Some(entry);
+                    }
+                }
             }
         }
     }
@@ -290,6 +341,46 @@ impl Collector {
         s.interval = None;
         (p.last, p.counts) = (now, counts);
         self.progress.eprintln(&text);
+    }
+
+    fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
+        match &self.saving {
+            Some(saving) if saving.last.elapsed() >= saving.every => self.save_checkpoint(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the checkpoint: first the output and the dead letter it
+    /// accounts for go to disk, then the checkpoint replaces the old one.
+    fn save_checkpoint(&mut self) -> Result<(), Stop> {
+        let Some(saving) = &mut self.saving else {
+            return Ok(());
+        };
+        self.output
+            .sync()
+            .map_err(|e| write_error(&self.output.name, e))?;
+        if let Some(dl) = &mut self.dead_letter {
+            dl.sync().map_err(|e| {
+                Stop::Io(format!(
+                    "evq: cannot write dead-letter file {}: {}",
+                    dl.name,
+                    status::io_error_text(&e)
+                ))
+            })?;
+        }
+        let checkpoint = crate::checkpoint::Checkpoint {
+            version: 1,
+            files: saving.entries.iter().flatten().cloned().collect(),
+        };
+        checkpoint.save(&saving.path).map_err(|e| {
+            Stop::Io(format!(
+                "evq: cannot write checkpoint {}: {}",
+                saving.path.display(),
+                status::io_error_text(&e)
+            ))
+        })?;
+        saving.last = Instant::now();
+        Ok(())
     }
 
     fn batch(&mut self, batch: Processed, out: &[u8]) -> Result<(), Stop> {
@@ -360,10 +451,15 @@ impl Collector {
             self.stats.events_emitted,
         );
         if batch.aborted {
-            Err(Stop::Abort)
-        } else {
-            Ok(())
+            // The checkpoint stays before this batch: a rerun meets the failure again.
+            return Err(Stop::Abort);
         }
+        if let (Some(saving), true) = (&mut self.saving, batch.from_reader) {
+            if let Some(entry) = &mut saving.entries[batch.source] {
+                (entry.offset, entry.line) = batch.end;
+            }
+        }
+        Ok(())
     }
 
     fn input_failed(&mut self, source: usize, error: std::io::Error) {

@@ -3,9 +3,10 @@
 //! and line number. No allocation per line; blank lines, a trailing CR and a
 //! UTF-8 BOM at the start of a file are dropped here.
 
+use crate::checkpoint::{Checkpoint, Entry, FileId};
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -102,6 +103,10 @@ pub struct Batch {
     pub lines: Vec<Line>,
     /// Bytes of the source consumed since the previous batch (blank lines included).
     pub bytes: u64,
+    /// Where the source stands after this batch's last line: byte offset and
+    /// lines so far (what `--checkpoint` records).
+    pub end_offset: u64,
+    pub end_line: u64,
 }
 
 impl Batch {
@@ -113,6 +118,11 @@ impl Batch {
 /// What the reader thread tells the executor.
 pub enum Message {
     Batch(Batch),
+    /// With `--checkpoint`: a file was opened, at this position (its batches follow).
+    Opened {
+        source: usize,
+        entry: Entry,
+    },
     /// A source could not be opened or read; the reader goes on with the next one.
     Failed {
         source: usize,
@@ -127,6 +137,7 @@ pub fn read_all(
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
     pool: &Pool,
+    checkpoint: Option<&Checkpoint>,
 ) {
     for (index, source) in sources.iter().enumerate() {
         if stop.load(Ordering::Relaxed) != 0 {
@@ -135,9 +146,12 @@ pub fn read_all(
         let result = match &source.path {
             None => decompressed(io::stdin().lock())
                 .and_then(|r| read_source(index, r, deliver, stop, pool)),
-            Some(path) => File::open(path)
-                .and_then(decompressed)
-                .and_then(|r| read_source(index, r, deliver, stop, pool)),
+            Some(path) => open(index, path, checkpoint, deliver).and_then(|opened| match opened {
+                Some((reader, mut lines)) => {
+                    Ok(lines.read_available(reader, deliver, stop, pool, true)? != Ended::HungUp)
+                }
+                None => Ok(false),
+            }),
         };
         match result {
             Ok(true) => {}
@@ -152,6 +166,63 @@ pub fn read_all(
             }
         }
     }
+}
+
+/// Opens a file for reading, decompressed, and with a checkpoint at the
+/// position where the last run stopped (announced with `Message::Opened`).
+/// `None` when the receiver hung up.
+fn open(
+    index: usize,
+    path: &Path,
+    checkpoint: Option<&Checkpoint>,
+    deliver: &mut dyn FnMut(Message) -> bool,
+) -> io::Result<Option<(Box<dyn io::Read>, LineReader)>> {
+    let mut file = File::open(path)?;
+    let Some((offset, line)) = position(index, path, &file, checkpoint, deliver)? else {
+        return Ok(None);
+    };
+    let mut magic = [0; 4];
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut magic, 0)?;
+    let reader = if compression(&magic[..n]).is_some() {
+        // Offsets count decompressed bytes: decompress and skip them.
+        let mut reader = decompressed(file)?;
+        io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+        reader
+    } else {
+        io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        Box::new(file)
+    };
+    Ok(Some((reader, LineReader::resumed(index, offset, line))))
+}
+
+/// Where to start reading `file`: where the checkpoint says its last run
+/// stopped (announced with `Message::Opened`), or its start. `None` when the
+/// receiver hung up.
+fn position(
+    index: usize,
+    path: &Path,
+    file: &File,
+    checkpoint: Option<&Checkpoint>,
+    deliver: &mut dyn FnMut(Message) -> bool,
+) -> io::Result<Option<(u64, u64)>> {
+    let Some(checkpoint) = checkpoint else {
+        return Ok(Some((0, 0)));
+    };
+    let id = FileId::of(file)?;
+    let (offset, line) = checkpoint
+        .resume(file, &id)
+        .map_or((0, 0), |e| (e.offset, e.line));
+    let entry = Entry {
+        path: path.display().to_string(),
+        id,
+        offset,
+        line,
+    };
+    Ok(deliver(Message::Opened {
+        source: index,
+        entry,
+    })
+    .then_some((offset, line)))
 }
 
 /// The compression a stream's first bytes announce.
@@ -204,6 +275,7 @@ pub fn follow_all(
     stop: &AtomicUsize,
     pool: &Pool,
     poll: std::time::Duration,
+    checkpoint: Option<&Checkpoint>,
 ) {
     let mut followed: Vec<Followed> = sources
         .iter()
@@ -213,7 +285,7 @@ pub fn follow_all(
     while stop.load(Ordering::Relaxed) == 0 {
         let mut progressed = false;
         for f in &mut followed {
-            match f.poll(deliver, stop, pool) {
+            match f.poll(deliver, stop, pool, checkpoint) {
                 Ok(Some(p)) => progressed |= p,
                 Ok(None) => return, // nobody listens
                 Err(error) => {
@@ -266,6 +338,7 @@ impl Followed {
         deliver: &mut dyn FnMut(Message) -> bool,
         stop: &AtomicUsize,
         pool: &Pool,
+        checkpoint: Option<&Checkpoint>,
     ) -> io::Result<Option<bool>> {
         use std::os::unix::fs::MetadataExt;
         if self.done {
@@ -297,15 +370,21 @@ impl Followed {
             let n = file.read(&mut magic)?;
             if compression(&magic[..n]).is_some() {
                 self.done = true;
-                let ok = File::open(&path)
-                    .and_then(decompressed)
-                    .and_then(|r| read_source(self.index, r, deliver, stop, pool))?;
-                return Ok(ok.then_some(true));
+                let Some((reader, mut lines)) = open(self.index, &path, checkpoint, deliver)?
+                else {
+                    return Ok(None);
+                };
+                let ended = lines.read_available(reader, deliver, stop, pool, true)?;
+                return Ok((ended != Ended::HungUp).then_some(true));
             }
-            io::Seek::rewind(&mut file)?;
+            let Some((offset, line)) = position(self.index, &path, &file, checkpoint, deliver)?
+            else {
+                return Ok(None);
+            };
+            io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
             let meta = file.metadata()?;
             self.id = Some((meta.dev(), meta.ino()));
-            self.lines = LineReader::new(self.index);
+            self.lines = LineReader::resumed(self.index, offset, line);
             self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened above");
@@ -369,6 +448,8 @@ enum Ended {
 /// partial line and the line count between calls (a followed file grows).
 struct LineReader {
     splitter: Splitter,
+    /// Source offset of the first carried byte (the end of the last delivered line).
+    offset: u64,
     carry: Vec<u8>,
     /// Bytes read but not yet reported in a batch.
     unsent: u64,
@@ -376,8 +457,17 @@ struct LineReader {
 
 impl LineReader {
     fn new(source: usize) -> LineReader {
+        LineReader::resumed(source, 0, 0)
+    }
+
+    /// A reader that starts `offset` bytes and `line` lines into its source.
+    fn resumed(source: usize, offset: u64, line: u64) -> LineReader {
+        let mut splitter = Splitter::new(source);
+        splitter.line_number = line;
+        splitter.at_start = offset == 0;
         LineReader {
-            splitter: Splitter::new(source),
+            offset,
+            splitter,
             carry: Vec::new(),
             unsent: 0,
         }
@@ -437,9 +527,11 @@ impl LineReader {
                 }
             };
             self.carry.extend_from_slice(&data[cut..valid]);
-            let batch = self
+            let mut batch = self
                 .splitter
                 .split(data, cut, std::mem::take(&mut self.unsent));
+            self.offset += cut as u64;
+            batch.end_offset = self.offset;
             if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
                 return Ok(Ended::HungUp);
             }
@@ -503,6 +595,8 @@ impl Splitter {
             data,
             lines,
             bytes,
+            end_offset: 0,
+            end_line: self.line_number,
         }
     }
 }

@@ -42,6 +42,8 @@ impl Formatter {
 /// large blocks.
 pub struct EventWriter {
     out: BufWriter<Box<dyn Write + Send>>,
+    /// The `-o` file, to fsync before a checkpoint.
+    file: Option<File>,
     /// `stdout` or the `-o` path, for error messages.
     pub name: String,
 }
@@ -51,15 +53,18 @@ impl EventWriter {
         let out: Box<dyn Write + Send> = Box::new(io::stdout());
         EventWriter {
             out: BufWriter::with_capacity(64 * 1024, out),
+            file: None,
             name: "stdout".into(),
         }
     }
 
     pub fn create(path: &Path) -> io::Result<EventWriter> {
-        let out: Box<dyn Write + Send> = Box::new(File::create(path)?);
+        let file = File::create(path)?;
+        let out: Box<dyn Write + Send> = Box::new(file.try_clone()?);
         let name = path.display().to_string();
         Ok(EventWriter {
             out: BufWriter::with_capacity(64 * 1024, out),
+            file: Some(file),
             name,
         })
     }
@@ -71,6 +76,15 @@ impl EventWriter {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// Flushes, and for a file waits until the data is on disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -133,5 +147,11 @@ impl DeadLetter {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    /// Flushes and waits until the records are on disk.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
     }
 }

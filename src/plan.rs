@@ -25,6 +25,12 @@ pub struct Plan {
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
+    /// `--checkpoint`: the file, what it held at the start, how often to write it.
+    pub checkpoint: Option<(
+        std::path::PathBuf,
+        crate::checkpoint::Checkpoint,
+        std::time::Duration,
+    )>,
     /// `--follow`: how often to look at idle files; `None` without it.
     pub follow: Option<std::time::Duration>,
     /// Print the stats this often while running (`--stats-every`).
@@ -279,6 +285,29 @@ impl Plan {
             sources.push(Source::new("-".as_ref()));
         }
 
+        let checkpoint = match &args.checkpoint {
+            None => None,
+            Some(path) => {
+                if sources.iter().any(|s| s.path.is_none()) {
+                    return Err(Fatal::usage(
+                        "evq: --checkpoint needs files: standard input cannot be resumed".into(),
+                    ));
+                }
+                if has_window {
+                    return Err(Fatal::usage(
+                        "evq: --checkpoint cannot be used with --window or --agg: open windows are not saved in the checkpoint".into(),
+                    ));
+                }
+                let every = time::parse_duration(&args.checkpoint_every)
+                    .map_err(|e| Fatal::usage(format!("evq: --checkpoint-every: {e}")))?;
+                let loaded = crate::checkpoint::Checkpoint::load(path).map_err(Fatal::io)?;
+                Some((
+                    path.clone(),
+                    loaded,
+                    std::time::Duration::from_millis(every as u64),
+                ))
+            }
+        };
         // Opened only now, so a usage error never truncates an output file.
         let output = match &args.output {
             None => EventWriter::stdout(),
@@ -339,6 +368,7 @@ impl Plan {
             stats: args.stats,
             stats_every,
             follow,
+            checkpoint,
             on_error: args.on_error,
             exit_status: args.exit_status,
             quiet: args.quiet,

@@ -55,6 +55,8 @@ pub struct Processed {
     pub from_reader: bool,
     /// What a stateful chain emitted at the end of input: nothing follows.
     pub last: bool,
+    /// The source's position after this batch: byte offset and lines.
+    pub end: (u64, u64),
 }
 
 pub struct Worker {
@@ -89,6 +91,7 @@ impl Worker {
 
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
+        p.end = (batch.end_offset, batch.end_line);
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
@@ -183,6 +186,7 @@ impl Worker {
             aborted: false,
             from_reader: true,
             last: false,
+            end: (0, 0),
         }
     }
 
