@@ -157,11 +157,11 @@ pub struct Args {
     #[arg(short = 'F', long, help_heading = "Input")]
     pub follow: bool,
 
-    /// How often --follow looks for new data when files are idle.
+    /// How often --follow looks for new data when files are idle (it bounds the latency of a followed line).
     #[arg(
         long,
         value_name = "DURATION",
-        default_value = "250ms",
+        default_value = "50ms",
         help_heading = "Input"
     )]
     pub follow_interval: String,
