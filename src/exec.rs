@@ -454,10 +454,10 @@ impl Collector {
             // The checkpoint stays before this batch: a rerun meets the failure again.
             return Err(Stop::Abort);
         }
-        if let (Some(saving), true) = (&mut self.saving, batch.from_reader) {
-            if let Some(entry) = &mut saving.entries[batch.source] {
-                (entry.offset, entry.line) = batch.end;
-            }
+        if let (Some(saving), true) = (&mut self.saving, batch.from_reader)
+            && let Some(entry) = &mut saving.entries[batch.source]
+        {
+            (entry.offset, entry.line) = batch.end;
         }
         Ok(())
     }

@@ -34,10 +34,10 @@ impl Pool {
 
     /// Takes `buf` back; its contents stay (readers overwrite, writers clear).
     pub fn give(&self, buf: Vec<u8>) {
-        if let Ok(mut bufs) = self.0.lock() {
-            if bufs.len() < Self::KEEP {
-                bufs.push(buf);
-            }
+        if let Ok(mut bufs) = self.0.lock()
+            && bufs.len() < Self::KEEP
+        {
+            bufs.push(buf);
         }
     }
 }

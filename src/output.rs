@@ -18,10 +18,11 @@ impl Formatter {
     /// An event that no map changed: the bytes of its line, or with `-r` the
     /// text of a string line.
     pub fn line(&self, out: &mut Vec<u8>, line: &[u8]) {
-        if self.raw_output && line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'"') {
-            if let Ok(v) = jaq_json::read::parse_single(line) {
-                return self.value(out, &v);
-            }
+        if self.raw_output
+            && line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
+            && let Ok(v) = jaq_json::read::parse_single(line)
+        {
+            return self.value(out, &v);
         }
         out.extend_from_slice(line);
         out.push(b'\n');

@@ -20,10 +20,11 @@ fn malformed_bytes() -> Vec<u8> {
     let path = common::root().join(MALFORMED);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.ends_with(b"\n") && bytes.iter().filter(|&&b| b == b'\n').count() == 12 {
-                return bytes;
-            }
+        if let Ok(bytes) = std::fs::read(&path)
+            && bytes.ends_with(b"\n")
+            && bytes.iter().filter(|&&b| b == b'\n').count() == 12
+        {
+            return bytes;
         }
         assert!(
             Instant::now() < deadline,
@@ -67,7 +68,7 @@ fn u(v: &Value, key: &str) -> u64 {
 fn base64_decode(text: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     assert!(
-        text.len() % 4 == 0,
+        text.len().is_multiple_of(4),
         "base64 length not a multiple of 4: {text}"
     );
     let mut out = Vec::new();
@@ -881,11 +882,11 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some(mut child) = self.0.take()
+            && let Ok(None) = child.try_wait()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

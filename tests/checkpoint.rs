@@ -144,7 +144,7 @@ fn no_line_is_lost_when_killed_at_any_moment() {
     // A fixed sequence of "random" delays, so a failure reproduces.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut runs = 0;
-    let mut last_run_lines = 0;
+    let mut last_run_lines;
     loop {
         runs += 1;
         assert!(runs < 60, "no run completed");

@@ -163,7 +163,14 @@ fn projected_and_full_parses_agree_on_generated_chains() {
         let stages = 1 + rng.next() % 3;
         let mut args = Vec::new();
         for _ in 0..stages {
-            args.push(if rng.next() % 2 == 0 { "-f" } else { "-m" }.to_string());
+            args.push(
+                if rng.next().is_multiple_of(2) {
+                    "-f"
+                } else {
+                    "-m"
+                }
+                .to_string(),
+            );
             args.push(expr(&mut rng));
         }
         let full = run(&args, &path, true);
