@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,20 +16,11 @@ fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run evq")
 }
 
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 #[test]
 fn a_later_run_resumes_where_the_last_one_stopped() {
     let dir = common::tempdir();
     let log = dir.path().join("app.log");
-    append(&log, "{\"n\":1}\n{\"n\":2}\n");
+    common::append(&log, "{\"n\":1}\n{\"n\":2}\n");
     let out = run_in(dir.path(), &["--checkpoint", "cp.json", "app.log"]);
     assert_eq!(common::stdout(&out), "{\"n\":1}\n{\"n\":2}\n");
     // Nothing new: nothing emitted.
@@ -38,7 +28,7 @@ fn a_later_run_resumes_where_the_last_one_stopped() {
     assert_eq!(common::stdout(&out), "");
     assert_eq!(common::status(&out), 0);
     // New lines, one of them bad: only they are read, with their real line numbers.
-    append(&log, "oops\n{\"n\":3}\n");
+    common::append(&log, "oops\n{\"n\":3}\n");
     let out = run_in(dir.path(), &["--checkpoint", "cp.json", "app.log"]);
     assert_eq!(common::stdout(&out), "{\"n\":3}\n");
     assert_eq!(
@@ -55,12 +45,12 @@ fn a_later_run_resumes_where_the_last_one_stopped() {
 fn a_rotated_file_is_resumed_under_its_new_name_and_a_truncated_one_starts_over() {
     let dir = common::tempdir();
     let log = dir.path().join("app.log");
-    append(&log, "{\"n\":1}\n");
+    common::append(&log, "{\"n\":1}\n");
     run_in(dir.path(), &["--checkpoint", "cp.json", "app.log"]);
     // Rotation between runs: the old file gets one more line, a new one starts.
     std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
-    append(&dir.path().join("app.log.1"), "{\"n\":2}\n");
-    append(&log, "{\"n\":3}\n");
+    common::append(&dir.path().join("app.log.1"), "{\"n\":2}\n");
+    common::append(&log, "{\"n\":3}\n");
     let out = run_in(
         dir.path(),
         &["--checkpoint", "cp.json", "app.log.1", "app.log"],

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -69,26 +68,17 @@ impl Drop for Follower {
     }
 }
 
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 #[test]
 fn appends_and_partial_lines_are_read_as_they_come() {
     let dir = common::tempdir();
     let log = dir.path().join("app.log");
-    append(&log, "{\"n\":1}\n");
+    common::append(&log, "{\"n\":1}\n");
     let f = Follower::start(dir.path(), &["app.log"], &[]);
     f.expect("{\"n\":1}\n");
-    append(&log, "{\"n\":2}\n{\"n\":");
+    common::append(&log, "{\"n\":2}\n{\"n\":");
     f.expect("{\"n\":1}\n{\"n\":2}\n");
     // The rest of a line written in two parts.
-    append(&log, "3}\n");
+    common::append(&log, "3}\n");
     f.expect("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     let (status, stats) = f.stop();
     assert_eq!(status, 143);
@@ -100,12 +90,12 @@ fn appends_and_partial_lines_are_read_as_they_come() {
 fn a_truncated_file_is_read_again_from_its_start() {
     let dir = common::tempdir();
     let log = dir.path().join("app.log");
-    append(&log, "{\"n\":1}\n{\"n\":2}\n");
+    common::append(&log, "{\"n\":1}\n{\"n\":2}\n");
     let f = Follower::start(dir.path(), &["app.log"], &[]);
     f.expect("{\"n\":1}\n{\"n\":2}\n");
     std::fs::write(&log, "").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    append(&log, "{\"n\":3}\n");
+    common::append(&log, "{\"n\":3}\n");
     f.expect("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     assert_eq!(f.stop().0, 143);
 }
@@ -114,13 +104,13 @@ fn a_truncated_file_is_read_again_from_its_start() {
 fn a_rotated_file_is_read_to_its_end_then_the_new_one() {
     let dir = common::tempdir();
     let log = dir.path().join("app.log");
-    append(&log, "{\"n\":1}\n");
+    common::append(&log, "{\"n\":1}\n");
     let f = Follower::start(dir.path(), &["app.log"], &["--dead-letter", "dl.ndjson"]);
     f.expect("{\"n\":1}\n");
     std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
     // The writer still had the old file open: its last line is not lost.
-    append(&dir.path().join("app.log.1"), "{\"n\":2}\n");
-    append(&log, "not json\n{\"n\":3}\n");
+    common::append(&dir.path().join("app.log.1"), "{\"n\":2}\n");
+    common::append(&log, "not json\n{\"n\":3}\n");
     f.expect("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     let (status, stats) = f.stop();
     assert_eq!(status, 143);
@@ -136,14 +126,14 @@ fn a_rotated_file_is_read_to_its_end_then_the_new_one() {
 #[test]
 fn several_files_and_a_file_that_appears_later() {
     let dir = common::tempdir();
-    append(&dir.path().join("a.log"), "{\"a\":1}\n");
-    append(&dir.path().join("b.log"), "{\"b\":1}\n");
+    common::append(&dir.path().join("a.log"), "{\"a\":1}\n");
+    common::append(&dir.path().join("b.log"), "{\"b\":1}\n");
     let f = Follower::start(dir.path(), &["a.log", "b.log", "c.log"], &["-q"]);
     f.expect("{\"a\":1}\n{\"b\":1}\n");
-    append(&dir.path().join("b.log"), "{\"b\":2}\n");
+    common::append(&dir.path().join("b.log"), "{\"b\":2}\n");
     f.expect("{\"a\":1}\n{\"b\":1}\n{\"b\":2}\n");
-    append(&dir.path().join("c.log"), "{\"c\":1}\n");
-    append(&dir.path().join("a.log"), "{\"a\":2}\n");
+    common::append(&dir.path().join("c.log"), "{\"c\":1}\n");
+    common::append(&dir.path().join("a.log"), "{\"a\":2}\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = std::fs::read_to_string(&f.out).unwrap();
