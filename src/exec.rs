@@ -50,7 +50,6 @@ enum Outcome {
 /// This thread's state: the outputs and the accounts.
 struct Collector {
     sources: Vec<input::Source>,
-    stage_names: Vec<String>,
     output: EventWriter,
     dead_letter: Option<DeadLetter>,
     on_error: OnError,
@@ -116,7 +115,6 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             },
             ..Default::default()
         },
-        stage_names: stages.iter().map(|s| s.name().to_string()).collect(),
         sources: plan.sources.clone(),
         output: plan.output,
         dead_letter: plan.dead_letter,
@@ -414,7 +412,7 @@ impl Collector {
             .write(out)
             .map_err(|e| write_error(&self.output.name, e))?;
         for failure in &batch.failures {
-            let stage = failure.stage.map(|i| self.stage_names[i].as_str());
+            let stage = failure.stage.map(|i| self.stats.stages[i].name.as_str());
             // Late events are accounted for in the stage's stats and the dead
             // letter; they are not failures to report.
             if !self.quiet && !failure.late {

@@ -217,3 +217,50 @@ fn wait_timeout(
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_is_an_io_error() {
+    // The events were written; the position could not be saved: exit 4, named.
+    let out = common::run(
+        &[
+            "--checkpoint",
+            "/nonexistent/dir/cp.json",
+            "fixtures/app.ndjson",
+        ],
+        b"",
+    );
+    assert_eq!(common::status(&out), 4);
+    assert_eq!(
+        out.stdout,
+        common::read(&common::root().join("fixtures/app.ndjson"))
+    );
+    assert_eq!(
+        common::stderr(&out),
+        "evq: cannot write checkpoint /nonexistent/dir/cp.json: No such file or directory\n"
+    );
+    for (args, message) in [
+        (
+            &[
+                "--checkpoint",
+                "/tmp/evq-test.cp",
+                "--checkpoint-every",
+                "5x",
+            ][..],
+            "evq: --checkpoint-every: invalid duration \"5x\"",
+        ),
+        (
+            &["-F", "--follow-interval", "0s"][..],
+            "evq: --follow-interval: duration \"0s\" must be greater than zero",
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.push("fixtures/app.ndjson");
+        let out = common::run(&all, b"");
+        assert_eq!(common::status(&out), 2, "{args:?}");
+        assert!(
+            common::stderr(&out).starts_with(message),
+            "{}",
+            common::stderr(&out)
+        );
+    }
+}

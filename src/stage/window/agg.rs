@@ -308,13 +308,19 @@ impl Acc {
     /// values. Errors for sum/avg/percentiles on a non-number, and for
     /// percentiles on a non-finite number (a sketch can't place it).
     pub fn add(&mut self, value: &Val, time: i64, seq: u64) -> Result<(), String> {
-        let not_a_number = || format!("{}: {} is not a number", self.func.name(), show(value));
+        // One place decides what each aggregate accepts.
+        Self::check(&self.func, value)?;
+        let number = || match value {
+            Val::Num(n) => to_f64(n).expect("checked"),
+            _ => unreachable!("checked: a number"),
+        };
         match &mut self.state {
             State::Count(_) => {}
-            State::Total(total) => match value {
-                Val::Num(n) => total.add(n).ok_or_else(not_a_number)?,
-                _ => return Err(not_a_number()),
-            },
+            State::Total(total) => {
+                if let Val::Num(n) = value {
+                    total.add(n).expect("checked");
+                }
+            }
             State::Extreme(best) => {
                 // Strictly better only: among equal values the earliest stays.
                 let better = match best {
@@ -339,20 +345,7 @@ impl Acc {
             State::Distinct(seen) => {
                 seen.insert(distinct_key(value));
             }
-            State::Sketch(sketch) => {
-                let x = match value {
-                    Val::Num(n) => to_f64(n).ok_or_else(not_a_number)?,
-                    _ => return Err(not_a_number()),
-                };
-                if !x.is_finite() {
-                    return Err(format!(
-                        "{}: {} is not a finite number",
-                        self.func.name(),
-                        show(value)
-                    ));
-                }
-                sketch.add(x);
-            }
+            State::Sketch(sketch) => sketch.add(number()),
             State::Collect(values) => {
                 if values.len() < COLLECT_LIMIT {
                     values.push((seq, value.clone()));

@@ -160,18 +160,13 @@ impl WindowStage {
         }
     }
 
-    /// The earliest window (start) that contains `t`.
-    fn first_window(t: i64, size: i64, slide: i64) -> i64 {
-        time::align(t - size, slide) + slide
-    }
-
     fn is_late(&self, t: i64) -> Option<String> {
         let watermark = self.watermark()?;
         let end = match self.config.spec? {
             WindowSpec::Session { gap } => t.saturating_add(gap),
             _ => {
                 let (size, slide, _) = self.grid()?;
-                Self::first_window(t, size, slide) + size
+                time::first_window(t, size, slide) + size
             }
         };
         (end <= watermark).then(|| {
@@ -235,7 +230,7 @@ impl WindowStage {
                     self.open += 1;
                 }
                 Self::add_to(keys.get_mut(&c.key).expect("inserted"), &c, seq);
-                let first = Self::first_window(c.time, size, slide);
+                let first = time::first_window(c.time, size, slide);
                 if self.next_window.is_none_or(|next| first < next) {
                     self.next_window = Some(first);
                 }
@@ -317,7 +312,7 @@ impl WindowStage {
                     self.next_window = self
                         .panes
                         .first_key_value()
-                        .map(|(&p, _)| next.max(Self::first_window(p, size, slide)));
+                        .map(|(&p, _)| next.max(time::first_window(p, size, slide)));
                 }
             }
         }

@@ -301,6 +301,12 @@ pub fn align(t: i64, step: i64) -> i64 {
     t.div_euclid(step) * step
 }
 
+/// The start of the earliest window (of `size`, every `slide`, aligned to
+/// the epoch) that contains `t`: the first start after `t - size`.
+pub fn first_window(t: i64, size: i64, slide: i64) -> i64 {
+    align(t - size, slide) + slide
+}
+
 /// The windows `(start, end)` of a tumbling or sliding spec that contain
 /// time `t` (start <= t < end), in increasing start order. Tumbling: exactly
 /// one. Sliding: every start = k × slide (epoch-aligned) with
@@ -317,8 +323,7 @@ pub fn windows_containing(spec: &WindowSpec, t: i64) -> Vec<(i64, i64)> {
         WindowSpec::Sliding { size, slide } => (size, slide),
         WindowSpec::Session { .. } => panic!("windows_containing: session windows have no grid"),
     };
-    // The first start after t - size: the earliest window still open at t.
-    let mut start = align(t - size, slide) + slide;
+    let mut start = first_window(t, size, slide);
     let mut windows = Vec::new();
     while start <= t {
         windows.push((start, start + size));
