@@ -165,11 +165,12 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let chain = plan.chain.clone();
         let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
+        let direct = plan.direct.clone();
         let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort, projection, out_pool);
+            let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool);
             let stateful = worker.stateful();
             loop {
                 let outcome = match batch_rx.recv_timeout(TICK) {
@@ -387,6 +388,7 @@ impl Collector {
         stats.events_ingested += batch.events_ingested;
         stats.events_emitted += batch.events_emitted;
         stats.parse_failed += batch.parse_failed;
+        stats.events_direct += batch.events_direct;
         let failed = batch.failures.iter().filter(|f| !f.late).count() as u64;
         stats.events_failed += failed;
         let input = &mut stats.inputs[batch.source];

@@ -135,16 +135,112 @@ pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {
     Ok(v)
 }
 
+/// The keys of a line that direct evaluation (`crate::direct`) reads: a tree
+/// like `Fields`, where each key names the slot its value's token goes to.
+#[derive(Clone, Debug, Default)]
+pub struct Locate {
+    pub keys: Vec<(Vec<u8>, usize, Locate)>,
+}
+
+impl Locate {
+    /// Empties the slots of this tree (the value holding it was seen again:
+    /// for a repeated key the last value counts, as in a full parse).
+    fn clear(&self, slots: &mut [Option<Token>]) {
+        for (_, slot, sub) in &self.keys {
+            slots[*slot] = None;
+            sub.clear(slots);
+        }
+    }
+}
+
+/// What a token in a line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    True,
+    False,
+    /// A number without fraction or exponent.
+    Int,
+    /// Any other number.
+    Dec,
+    /// A string without escapes.
+    Str,
+    /// A string with escapes.
+    EscapedStr,
+    Object,
+    Array,
+}
+
+/// One JSON value in a line: its kind and where it is (quotes included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A line checked by `locate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Located {
+    /// The whole line, as a token.
+    pub root: Token,
+    /// The line is exactly what jaq's writer would print for its value:
+    /// no white space, no repeated key, no escape jaq would write otherwise,
+    /// no `-0`. Only known when asked for (otherwise false).
+    pub canonical: bool,
+}
+
+/// Validates `line` and records in `slots` the token of each key `keys` names
+/// (`None`: not there). A key with keys below it records its object and the
+/// tokens below; any other value, whole. With `canonical`, also finds out
+/// whether the line is written as jaq would write it.
+pub fn locate(
+    line: &[u8],
+    keys: &Locate,
+    slots: &mut [Option<Token>],
+    canonical: bool,
+) -> Result<Located, Error> {
+    slots.fill(None);
+    let mut s = Scanner::new(line);
+    s.check_canonical = canonical;
+    s.ws();
+    let start = s.i;
+    let kind = if s.peek() == Some(b'{') && !keys.keys.is_empty() {
+        s.locate(keys, slots, 0)?;
+        Kind::Object
+    } else {
+        s.token(0)?
+    };
+    let root = Token {
+        kind,
+        start,
+        end: s.i,
+    };
+    s.end()?;
+    // DEL is written as an escape by jaq; outside strings it is an error anyway.
+    let canonical = canonical && s.canonical && memchr::memchr(0x7f, line).is_none();
+    Ok(Located { root, canonical })
+}
+
 struct Scanner<'a> {
     s: &'a [u8],
     i: usize,
+    /// Track `canonical`'s key check (repeated keys cost a comparison per key).
+    check_canonical: bool,
+    /// Nothing seen so far that jaq would write differently (see `Located`).
+    canonical: bool,
 }
 
 type R<T> = Result<T, Error>;
 
 impl<'a> Scanner<'a> {
     fn new(s: &'a [u8]) -> Scanner<'a> {
-        Scanner { s, i: 0 }
+        Scanner {
+            s,
+            i: 0,
+            check_canonical: false,
+            canonical: true,
+        }
     }
 
     fn err<T>(&self, reason: &'static str) -> R<T> {
@@ -158,6 +254,7 @@ impl<'a> Scanner<'a> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
             self.i += 1;
+            self.canonical = false;
         }
     }
 
@@ -191,6 +288,71 @@ impl<'a> Scanner<'a> {
             Some(b'[') => self.array(depth, |s, depth| s.skip_value(depth)),
             _ => self.scalar(false).map(|_| ()),
         }
+    }
+
+    /// Skips a value, checking it, and tells what it was.
+    fn token(&mut self, depth: usize) -> R<Kind> {
+        Ok(match self.peek() {
+            Some(b'"') => {
+                if self.string_span()?.escaped {
+                    Kind::EscapedStr
+                } else {
+                    Kind::Str
+                }
+            }
+            Some(b'{') => {
+                self.skip_value(depth)?;
+                Kind::Object
+            }
+            Some(b'[') => {
+                self.skip_value(depth)?;
+                Kind::Array
+            }
+            Some(b'n') => self.literal(b"null").map(|_| Kind::Null)?,
+            Some(b't') => self.literal(b"true").map(|_| Kind::True)?,
+            Some(b'f') => self.literal(b"false").map(|_| Kind::False)?,
+            _ => {
+                let start = self.i;
+                self.scalar(false)?;
+                let number = &self.s[start..self.i];
+                if number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    Kind::Dec
+                } else {
+                    Kind::Int
+                }
+            }
+        })
+    }
+
+    /// At an object: records the tokens `keys` names in `slots`, skipping
+    /// (but checking) the rest.
+    fn locate(&mut self, keys: &Locate, slots: &mut [Option<Token>], depth: usize) -> R<()> {
+        self.object(depth, |s, key, depth| {
+            let raw = &s.s[key.start..key.end];
+            let found = if key.escaped {
+                let unescaped = s.unescape(key);
+                keys.keys.iter().find(|(k, _, _)| *k == unescaped)
+            } else {
+                keys.keys.iter().find(|(k, _, _)| k.as_slice() == raw)
+            };
+            let Some((_, slot, sub)) = found else {
+                return s.skip_value(depth);
+            };
+            sub.clear(slots);
+            let start = s.i;
+            let kind = if s.peek() == Some(b'{') && !sub.keys.is_empty() {
+                s.locate(sub, slots, depth)?;
+                Kind::Object
+            } else {
+                s.token(depth)?
+            };
+            slots[*slot] = Some(Token {
+                kind,
+                start,
+                end: s.i,
+            });
+            Ok(())
+        })
     }
 
     /// Parses a value.
@@ -261,6 +423,8 @@ impl<'a> Scanner<'a> {
             return self.err("nesting deeper than 128 levels");
         }
         self.i += 1; // {
+        // Keys so far, to find a repeated one (`check_canonical` only).
+        let mut seen = Seen::default();
         if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(());
@@ -273,6 +437,9 @@ impl<'a> Scanner<'a> {
                 _ => return self.err("key must be a string"),
             }
             let key = self.string_span()?;
+            if self.check_canonical {
+                self.note_key(&mut seen, key);
+            }
             if self.peek() != Some(b':') {
                 return if self.peek().is_none() {
                     self.err("EOF while parsing an object")
@@ -295,6 +462,23 @@ impl<'a> Scanner<'a> {
                 _ => return self.err("expected `,` or `}`"),
             }
         }
+    }
+
+    /// Marks the line not canonical when `key` repeats an earlier key of
+    /// its object (or the object has too many keys to tell cheaply).
+    fn note_key(&mut self, seen: &mut Seen, key: Span) {
+        let raw = &self.s[key.start..key.end];
+        let earlier = &seen.keys[..seen.len.min(seen.keys.len())];
+        if seen.len >= seen.keys.len()
+            || earlier
+                .iter()
+                .any(|&(start, end)| &self.s[start..end] == raw)
+        {
+            self.canonical = false;
+        } else {
+            seen.keys[seen.len] = (key.start, key.end);
+        }
+        seen.len += 1;
     }
 
     /// `[ value, ... ]`, calling `item` positioned at each value.
@@ -391,6 +575,10 @@ impl<'a> Scanner<'a> {
             }
         }
         self.i = i;
+        if &s[start..i] == b"-0" {
+            // jaq reads it as the integer 0.
+            self.canonical = false;
+        }
         if !build {
             return Ok(Val::Null);
         }
@@ -466,11 +654,19 @@ impl<'a> Scanner<'a> {
     fn escape(&mut self) -> R<()> {
         self.i += 1;
         match self.s.get(self.i) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+            Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.i += 1;
+                Ok(())
+            }
+            Some(b'/') => {
+                // jaq writes a plain `/`.
+                self.canonical = false;
                 self.i += 1;
                 Ok(())
             }
             Some(b'u') => {
+                // jaq writes the character itself, or `\u` only for some.
+                self.canonical = false;
                 let unit = self.hex4()?;
                 match unit {
                     0xD800..=0xDBFF => {
@@ -580,6 +776,13 @@ fn has_special(x: u64) -> bool {
     let quote = zero_byte(x ^ (ONES * b'"' as u64));
     let backslash = zero_byte(x ^ (ONES * b'\\' as u64));
     (below_0x20 | quote | backslash | (x & HIGH)) != 0
+}
+
+/// The keys of one object seen so far, for `Scanner::note_key`.
+#[derive(Default)]
+struct Seen {
+    keys: [(usize, usize); 16],
+    len: usize,
 }
 
 /// Where a string's contents are, and whether they hold escapes.

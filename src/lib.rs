@@ -23,6 +23,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod direct;
 pub mod exec;
 pub mod fields;
 pub mod input;

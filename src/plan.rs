@@ -21,6 +21,8 @@ pub struct Plan {
     pub threads: usize,
     /// Build only the fields the stages read (see `fields`), or `None` for whole events.
     pub projection: Option<Fields>,
+    /// The chain as direct evaluation runs it (see `direct`), when it can.
+    pub direct: Option<crate::direct::Chain>,
     pub formatter: Formatter,
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
@@ -178,6 +180,21 @@ impl Chain {
             }
         }
         Some(fields)
+    }
+
+    /// The chain for direct evaluation: filters and maps only, each one an
+    /// expression `direct` understands, and no variables (a `--arg` could
+    /// shadow nothing, but `$x` is not understood anyway).
+    pub fn direct(&self) -> Option<crate::direct::Chain> {
+        let mut stages = Vec::new();
+        for (kind, expr) in &self.stages {
+            match kind {
+                StageKind::Filter => stages.push((false, expr.as_str())),
+                StageKind::Map => stages.push((true, expr.as_str())),
+                StageKind::Window | StageKind::Aggregate => return None,
+            }
+        }
+        crate::direct::compile(&stages)
     }
 
     /// Compiles every stage; the error reports each one that does not compile.
@@ -357,6 +374,11 @@ impl Plan {
                 None
             } else {
                 chain.fields()
+            },
+            direct: if args.full_parse {
+                None
+            } else {
+                chain.direct()
             },
             chain,
             threads,

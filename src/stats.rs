@@ -57,6 +57,8 @@ pub struct Stats {
     /// The fields of each event that were parsed (`[]`: none, the lines were
     /// only checked); `null` when events were parsed whole.
     pub fields_read: Option<Vec<String>>,
+    /// Events the stages settled by direct evaluation, without jaq.
+    pub events_direct: u64,
     pub stages: Vec<StageStats>,
     pub inputs: Vec<InputStats>,
     /// In the reports `--stats-every` prints while running: the last interval.

@@ -3,6 +3,7 @@
 //! returns the batch's output bytes, its failed events and its counters. The
 //! executor puts batches back in input order and does everything else.
 
+use crate::direct::{self, Unsure};
 use crate::input::{Batch, Pool};
 use crate::json::{self, Fields};
 use crate::output::Formatter;
@@ -45,6 +46,8 @@ pub struct Processed {
     pub events_ingested: u64,
     pub events_emitted: u64,
     pub parse_failed: u64,
+    /// Events settled by direct evaluation.
+    pub events_direct: u64,
     pub stages: Vec<StageCounters>,
     pub out: Vec<u8>,
     pub failures: Vec<Failure>,
@@ -67,6 +70,8 @@ pub struct Worker {
     abort_on_failure: bool,
     /// Build only these fields of each line for the stages (`None`: all).
     projection: Option<Fields>,
+    /// The chain as direct evaluation runs it, with its reusable slots.
+    direct: Option<(direct::Chain, Vec<Option<json::Token>>)>,
     pool: Arc<Pool>,
 }
 
@@ -76,6 +81,7 @@ impl Worker {
         formatter: Formatter,
         abort_on_failure: bool,
         projection: Option<Fields>,
+        direct: Option<direct::Chain>,
         pool: Arc<Pool>,
     ) -> Worker {
         let scratch = stages.iter().map(|_| Vec::new()).collect();
@@ -85,6 +91,10 @@ impl Worker {
             formatter,
             abort_on_failure,
             projection,
+            direct: direct.map(|chain| {
+                let slots = vec![None; chain.slots];
+                (chain, slots)
+            }),
             pool,
         }
     }
@@ -105,6 +115,8 @@ impl Worker {
                     }
                     Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
+            } else if self.direct.is_some() && self.direct_line(raw, line.number, &mut p) {
+                true
             } else {
                 let value = match &self.projection {
                     Some(fields) => json::project(raw, fields),
@@ -130,6 +142,75 @@ impl Worker {
             }
         }
         p
+    }
+
+    /// Runs one line through the chain by direct evaluation. Returns true when
+    /// that settled the line (it was emitted, dropped, or is not JSON), false
+    /// when some stage was not sure: then the line goes through jaq, and
+    /// nothing of this attempt but its time is counted.
+    fn direct_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
+        let (chain, slots) = self.direct.as_mut().expect("direct chain");
+        let located = match json::locate(raw, &chain.locate, slots, chain.canonical) {
+            Ok(located) => located,
+            Err(error) => {
+                fail(p, number, None, error.to_string(), raw);
+                return true;
+            }
+        };
+        let line = direct::Line {
+            raw,
+            slots,
+            located,
+        };
+        let out_start = p.out.len();
+        // Stages passed, and whether the last one run dropped the event.
+        let mut passed = 0;
+        let mut dropped = false;
+        let mut unsure = false;
+        let mut clock = Instant::now();
+        for (i, stage) in chain.stages.iter().enumerate() {
+            let result = match stage {
+                direct::Stage::Filter(e) => line.keeps(e),
+                direct::Stage::Map(e) => line
+                    .write(e, self.formatter.raw_output, &mut p.out)
+                    .map(|()| true),
+            };
+            let now = Instant::now();
+            p.stages[i].time += now - clock;
+            clock = now;
+            match result {
+                Ok(true) => passed += 1,
+                Ok(false) => {
+                    dropped = true;
+                    break;
+                }
+                Err(Unsure) => {
+                    unsure = true;
+                    break;
+                }
+            }
+        }
+        if unsure {
+            p.out.truncate(out_start);
+            return false;
+        }
+        for counters in &mut p.stages[..passed] {
+            counters.events_in += 1;
+            counters.events_out += 1;
+        }
+        if dropped {
+            let counters = &mut p.stages[passed];
+            counters.events_in += 1;
+            counters.events_filtered += 1;
+        } else {
+            if !matches!(chain.stages.last(), Some(direct::Stage::Map(_))) {
+                // No map: the event is its line.
+                self.formatter.line(&mut p.out, raw);
+            }
+            p.events_emitted += 1;
+        }
+        p.events_direct += 1;
+        true
     }
 
     /// Whether the chain holds state across events (then it runs on one
@@ -180,6 +261,7 @@ impl Worker {
             events_ingested: 0,
             events_emitted: 0,
             parse_failed: 0,
+            events_direct: 0,
             stages: vec![StageCounters::default(); self.stages.len()],
             out,
             failures: Vec::new(),

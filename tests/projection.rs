@@ -2,6 +2,9 @@
 //! twice over the same input, once building only the fields the stages read
 //! and once parsing every event whole (`--full-parse`), and the two runs must
 //! agree on output bytes, failure reports, dead letter, stats and exit status.
+//! A second generator stays within what direct evaluation takes (paths,
+//! literals, comparisons, `and`/`or`/`not`, `test`, objects, `.k = v`) and
+//! compares it with full parses the same way, on lines made to catch it out.
 //! (The rest of the suite also passes with EVQ_FULL_PARSE=1.)
 
 mod common;
@@ -108,6 +111,179 @@ fn expr(rng: &mut Rng) -> String {
     }
 }
 
+/// Lines meant to trip direct evaluation up: white space, repeated keys,
+/// escapes jaq writes otherwise, `-0`, DEL, big and odd numbers, strings
+/// and arrays where objects are expected, non-object lines, bad lines.
+const DIRECT_LINES: &[&str] = &[
+    r#"{"a":150,"b":{"c":2.5,"d":"x"},"s":"/api/x","t":"error"}"#,
+    r#"{"a":-0,"b":{"c":-0.0,"d":"a\"b\\c\n"},"s":"ab\"c","t":"x\/y"}"#,
+    r#"{ "a" : 1 , "b" : { "c" : 3 } , "s" : "sp" }"#,
+    r#"{"a":1,"a":200,"b":{"c":1,"c":null},"s":"/api"}"#,
+    r#"{"b":{"c":1},"a":2,"b":{"d":"only d"}}"#,
+    r#"{"a":100000000000000000000,"b":{"c":1e999},"s":"caf\u00e9"}"#,
+    r#"{"a":"150","b":"str","s":150,"t":true}"#,
+    r#"{"a":true,"b":[1,2],"s":null,"t":false}"#,
+    r#"{"a":null,"b":null,"s":{"x":1}}"#,
+    "{\"s\":\"del \u{7f} here\",\"a\":1}",
+    r#"{"s":"esc \u007f","a":1,"new":"old"}"#,
+    r#"{"b":{"c":{"x":[1,{"y":2}]},"d":[]},"a":[1,{"x":2}],"new":{"k":1}}"#,
+    r#"{"a":9007199254740993,"b":{"c":9007199254740992.0},"s":"API/x"}"#,
+    r#"{"a":-5,"b":{"c":-5.0},"s":"ÄPI é","t":"Error"}"#,
+    r#"{"a":1.0,"b":{"c":1,"d":"/api"},"s":"/apix","t":"error","new":null}"#,
+    r#"{"\u0061":7,"b":{"\u0063":8},"s":"/api/\u00e9"}"#,
+    r#"{"a":1e2,"b":{"c":0.1},"s":"","t":"","x":[{"a":1},{"a":1}]}"#,
+    r#"{}"#,
+    r#"[]"#,
+    r#"42"#,
+    r#"null"#,
+    r#""/api/s""#,
+    r#"{"a":1} junk"#,
+    r#"{"a":1,"b":{"c":"\ud800"}}"#,
+    r#"{"a":NaN}"#,
+    r#"{"a":01}"#,
+];
+
+const DIRECT_PATHS: &[&str] = &[
+    ".a",
+    ".b.c",
+    ".b.d",
+    ".b",
+    ".s",
+    ".t",
+    ".[\"a\"]",
+    ".b.c?",
+    ".missing.x",
+    ".\"s\"",
+    ".new",
+];
+const DIRECT_LITERALS: &[&str] = &[
+    "100",
+    "1.5",
+    "-5",
+    "0",
+    "\"x\"",
+    "\"/api/x\"",
+    "null",
+    "true",
+    "false",
+    "2.50",
+    "9007199254740992",
+    "\"\"",
+    "\"ÄPI é\"",
+];
+const DIRECT_OPS: &[&str] = &["==", "!=", "<", "<=", ">", ">="];
+const DIRECT_TESTS: &[&str] = &[
+    "test(\"^/api\")",
+    "test(\"api\"; \"i\")",
+    "test(\"a p i\"; \"xi\")",
+    "test(\"^$\")",
+    "test(\"É\"; \"i\")",
+];
+
+fn direct_cond(rng: &mut Rng, depth: u32) -> String {
+    let p = |rng: &mut Rng| rng.pick(DIRECT_PATHS).to_string();
+    let l = |rng: &mut Rng| rng.pick(DIRECT_LITERALS).to_string();
+    match rng.next() % if depth > 1 { 4 } else { 7 } {
+        0 => format!("{} {} {}", p(rng), rng.pick(DIRECT_OPS), l(rng)),
+        1 => format!("{} {} {}", l(rng), rng.pick(DIRECT_OPS), p(rng)),
+        2 => format!("{} {} {}", p(rng), rng.pick(DIRECT_OPS), p(rng)),
+        3 => format!("({} | {})", p(rng), rng.pick(DIRECT_TESTS)),
+        4 => format!(
+            "({}) and ({})",
+            direct_cond(rng, depth + 1),
+            direct_cond(rng, depth + 1)
+        ),
+        5 => format!(
+            "({}) or ({})",
+            direct_cond(rng, depth + 1),
+            direct_cond(rng, depth + 1)
+        ),
+        _ => format!("({} | not)", direct_cond(rng, depth + 1)),
+    }
+}
+
+fn direct_value(rng: &mut Rng) -> String {
+    match rng.next() % 4 {
+        0 => rng.pick(DIRECT_PATHS).to_string(),
+        1 => rng.pick(DIRECT_LITERALS).to_string(),
+        2 => format!("({})", direct_cond(rng, 1)),
+        _ => rng.pick(DIRECT_PATHS).to_string(),
+    }
+}
+
+fn direct_map(rng: &mut Rng) -> String {
+    match rng.next() % 6 {
+        0 => "{a, s, t}".to_string(),
+        1 => format!(
+            "{{x: {}, \"y z\": {}, b}}",
+            direct_value(rng),
+            direct_value(rng)
+        ),
+        2 => format!(".new = {}", direct_value(rng)),
+        3 => format!(".a = {}", direct_value(rng)),
+        4 => direct_value(rng),
+        _ => format!("{{s: {}}}", direct_value(rng)),
+    }
+}
+
+#[test]
+fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
+    let mut input = String::new();
+    for line in DIRECT_LINES {
+        writeln!(input, "{line}").unwrap();
+    }
+    let dir = common::tempdir();
+    let path = dir.path().join("in.ndjson");
+    std::fs::write(&path, &input).unwrap();
+    let mut rng = Rng(11);
+    let mut direct_events = 0;
+    for case in 0..150 {
+        let mut args = Vec::new();
+        for _ in 0..rng.next() % 3 {
+            args.push("-f".to_string());
+            args.push(direct_cond(&mut rng, 0));
+        }
+        if args.is_empty() || !rng.next().is_multiple_of(3) {
+            args.push("-m".to_string());
+            args.push(direct_map(&mut rng));
+        }
+        if rng.next().is_multiple_of(5) {
+            args.push("-r".to_string());
+        }
+        let full = run(&args, &path, true);
+        let direct = run(&args, &path, false);
+        assert_eq!(direct.0, full.0, "case {case} {args:?}: exit status");
+        assert!(
+            direct.1 == full.1,
+            "case {case} {args:?}: stdout\n--- direct\n{}--- full\n{}",
+            String::from_utf8_lossy(&direct.1),
+            String::from_utf8_lossy(&full.1)
+        );
+        assert_eq!(direct.2, full.2, "case {case} {args:?}: failure reports");
+        assert_eq!(direct.3, full.3, "case {case} {args:?}: stats");
+        assert!(direct.4 == full.4, "case {case} {args:?}: dead letter");
+        direct_events += events_direct(&args, &path);
+    }
+    // The comparison means something only if many events took the shortcut.
+    let lines = DIRECT_LINES.len() as u64 * 150;
+    assert!(
+        direct_events * 4 >= lines,
+        "only {direct_events} of {lines} events were evaluated directly"
+    );
+}
+
+/// How many events evq settled by direct evaluation for this chain.
+fn events_direct(args: &[String], path: &std::path::Path) -> u64 {
+    let out = common::evq()
+        .env_remove("EVQ_FULL_PARSE")
+        .arg("--stats=json")
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    common::stats_json(&out)["events_direct"].as_u64().unwrap()
+}
+
 fn run(
     args: &[String],
     input_path: &std::path::Path,
@@ -132,7 +308,12 @@ fn run(
     let reports = lines.join("\n");
     let mut stats: serde_json::Value =
         serde_json::from_str(stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stderr}"));
-    for key in ["elapsed_ms", "events_per_sec", "fields_read"] {
+    for key in [
+        "elapsed_ms",
+        "events_per_sec",
+        "fields_read",
+        "events_direct",
+    ] {
         stats.as_object_mut().unwrap().remove(key);
     }
     for stage in stats["stages"].as_array_mut().unwrap() {

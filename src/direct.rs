@@ -1,0 +1,681 @@
+//! Direct evaluation: the common shapes of filter and map expressions (paths,
+//! literals, comparisons, `and`/`or`/`not`, `test("re")`, object construction,
+//! `.k = EXPR`) run straight on the tokens of the input line, with no jaq value
+//! built and nothing allocated per event.
+//!
+//! It is a shortcut, never a second semantics: an expression is taken only
+//! when every part of it is understood here, and at run time any case whose
+//! answer is not certain to equal jaq's (a type error, an escaped string, a
+//! big integer, an object to print from a line not written as jaq would
+//! write it…) returns `None`, and the worker runs that event through jaq as
+//! usual. `tests/projection.rs` and the fuzz target compare both paths.
+
+use crate::json::{Kind, Locate, Located, Token};
+use jaq_core::load::lex::StrPart;
+use jaq_core::load::parse::{BinaryOp, Term};
+use jaq_core::ops::Cmp;
+use jaq_core::path::Part;
+use jaq_json::Val;
+use regex_bites::bytes::{Regex, RegexBuilder};
+use std::cmp::Ordering;
+
+/// A stage chain evaluated directly: filters, then at most one map.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub stages: Vec<Stage>,
+    /// The keys every stage reads, each with its slot.
+    pub locate: Locate,
+    pub slots: usize,
+    /// Some stage prints tokens of the line as they are (`.k = EXPR`): lines
+    /// are checked for being written as jaq writes.
+    pub canonical: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum Stage {
+    Filter(Expr),
+    Map(Expr),
+}
+
+/// An expression direct evaluation understands.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// `.a.b`: the slot of each key on the way.
+    Path(Vec<usize>),
+    Lit(Lit),
+    Cmp(Box<Expr>, Cmp, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    /// `EXPR | not`
+    Not(Box<Expr>),
+    /// `EXPR | test("re")`, `test("re"; "flags")`
+    Test(Box<Expr>, Regex),
+    /// `{k: EXPR, …}`: each key as jaq writes it, with its colon.
+    Obj(Vec<(Vec<u8>, Expr)>),
+    /// `.k = EXPR`: the key as jaq writes it, its slot, the value.
+    Assign(Vec<u8>, usize, Box<Expr>),
+}
+
+/// A constant in an expression: its value and how jaq writes it.
+#[derive(Clone, Debug)]
+pub struct Lit {
+    value: Constant,
+    text: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+enum Constant {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Vec<u8>),
+}
+
+impl Constant {
+    fn scalar(&self) -> Scalar<'_> {
+        match self {
+            Constant::Null => Scalar::Null,
+            Constant::Bool(b) => Scalar::Bool(*b),
+            Constant::Int(i) => Scalar::Int(*i),
+            Constant::Float(f) => Scalar::Float(*f),
+            Constant::Str(s) => Scalar::Str(s),
+        }
+    }
+}
+
+/// A value as far as comparisons need it.
+#[derive(Clone, Copy, Debug)]
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// A number read as jaq reads a decimal: as a float.
+    Float(f64),
+    /// A string's bytes (no escapes).
+    Str(&'a [u8]),
+}
+
+/// The value of an expression on one line.
+#[derive(Clone, Copy, Debug)]
+enum Value<'a> {
+    Null,
+    Bool(bool),
+    /// A value in the line.
+    Token(Token),
+    Lit(&'a Lit),
+}
+
+/// Compiles a chain of `(is_map, expr)` stages, or `None` when some stage is
+/// beyond direct evaluation (or a map is not last).
+pub fn compile(stages: &[(bool, &str)]) -> Option<Chain> {
+    let mut c = Compiler {
+        locate: Locate::default(),
+        slots: 0,
+        canonical: false,
+    };
+    if stages.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, (is_map, code)) in stages.iter().enumerate() {
+        let term: Term<&str> = jaq_core::load::parse(code, |p| p.term())?;
+        if *is_map {
+            if i + 1 != stages.len() {
+                return None;
+            }
+            out.push(Stage::Map(c.map(&term)?));
+        } else {
+            out.push(Stage::Filter(c.expr(&term)?));
+        }
+    }
+    Some(Chain {
+        stages: out,
+        locate: c.locate,
+        slots: c.slots,
+        canonical: c.canonical,
+    })
+}
+
+struct Compiler {
+    locate: Locate,
+    slots: usize,
+    canonical: bool,
+}
+
+impl Compiler {
+    /// A map's expression: anything `expr` takes, or `.k = EXPR`.
+    fn map(&mut self, term: &Term<&str>) -> Option<Expr> {
+        if let Term::BinOp(l, BinaryOp::Assign, r) = term {
+            let path = self.path(l)?;
+            let [key] = &path[..] else { return None };
+            let slots = self.slots_of(std::slice::from_ref(key));
+            let value = self.expr(r)?;
+            self.canonical = true;
+            return Some(Expr::Assign(key_text(key), slots[0], Box::new(value)));
+        }
+        self.expr(term)
+    }
+
+    fn expr(&mut self, term: &Term<&str>) -> Option<Expr> {
+        Some(match term {
+            Term::Path(..) | Term::Id => {
+                let keys = self.path(term)?;
+                if keys.is_empty() {
+                    // `.` itself: printing it would need the line canonical.
+                    return None;
+                }
+                Expr::Path(self.slots_of(&keys))
+            }
+            Term::Num(n) => Expr::Lit(number(n, false)?),
+            Term::Neg(t) => match &**t {
+                Term::Num(n) => Expr::Lit(number(n, true)?),
+                _ => return None,
+            },
+            Term::Str(None, _) => {
+                let s = constant(term)?;
+                let text = Val::from(String::from_utf8(s.clone()).ok()?)
+                    .to_string()
+                    .into_bytes();
+                Expr::Lit(Lit {
+                    value: Constant::Str(s),
+                    text,
+                })
+            }
+            Term::Call(name, args) if args.is_empty() => Expr::Lit(match *name {
+                "null" => Lit {
+                    value: Constant::Null,
+                    text: b"null".to_vec(),
+                },
+                "true" => Lit {
+                    value: Constant::Bool(true),
+                    text: b"true".to_vec(),
+                },
+                "false" => Lit {
+                    value: Constant::Bool(false),
+                    text: b"false".to_vec(),
+                },
+                _ => return None,
+            }),
+            Term::BinOp(l, op, r) => match op {
+                BinaryOp::Cmp(cmp) => {
+                    Expr::Cmp(Box::new(self.expr(l)?), *cmp, Box::new(self.expr(r)?))
+                }
+                BinaryOp::And => Expr::And(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
+                BinaryOp::Or => Expr::Or(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
+                BinaryOp::Pipe(None) => piped(self.expr(l)?, r)?,
+                _ => return None,
+            },
+            Term::Obj(entries) => {
+                let mut fields: Vec<(Vec<u8>, Expr)> = Vec::new();
+                for (key, value) in entries {
+                    let name = constant(key)?;
+                    let value = match value {
+                        None => Expr::Path(self.slots_of(std::slice::from_ref(&name))),
+                        Some(v) => self.expr(v)?,
+                    };
+                    let text = key_text(&name);
+                    // A repeated key keeps its first place and its last value:
+                    // left to jaq.
+                    if fields.iter().any(|(k, _)| *k == text) {
+                        return None;
+                    }
+                    fields.push((text, value));
+                }
+                Expr::Obj(fields)
+            }
+            _ => return None,
+        })
+    }
+
+    /// The keys of `.a.b`, `."a"`, `.["a"]` (with or without `?`).
+    fn path(&self, term: &Term<&str>) -> Option<Vec<Vec<u8>>> {
+        match term {
+            Term::Id => Some(Vec::new()),
+            Term::Path(base, path) => {
+                let mut keys = self.path(base)?;
+                for (part, _optional) in &path.0 {
+                    match part {
+                        Part::Index(index) => keys.push(constant(index)?),
+                        Part::Range(..) => return None,
+                    }
+                }
+                Some(keys)
+            }
+            _ => None,
+        }
+    }
+
+    /// The slots of each key along `keys`, adding them to the tree.
+    fn slots_of(&mut self, keys: &[Vec<u8>]) -> Vec<usize> {
+        let mut node = &mut self.locate;
+        let mut out = Vec::new();
+        for key in keys {
+            let at = match node.keys.iter().position(|(k, _, _)| k == key) {
+                Some(at) => at,
+                None => {
+                    node.keys.push((key.clone(), self.slots, Locate::default()));
+                    self.slots += 1;
+                    node.keys.len() - 1
+                }
+            };
+            out.push(node.keys[at].1);
+            node = &mut node.keys[at].2;
+        }
+        out
+    }
+}
+
+/// `input | term`, for the filters that take any input: `not`, `test(…)`
+/// (and pipes of them: `a | test("x") | not` is `a | (test("x") | not)`).
+fn piped(input: Expr, term: &Term<&str>) -> Option<Expr> {
+    let input = Box::new(input);
+    Some(match term {
+        Term::Call("not", args) if args.is_empty() => Expr::Not(input),
+        Term::Call("test", args) if (1..=2).contains(&args.len()) => {
+            Expr::Test(input, regex(&args[0], args.get(1))?)
+        }
+        Term::BinOp(l, BinaryOp::Pipe(None), r) => piped(piped(*input, l)?, r)?,
+        _ => return None,
+    })
+}
+
+/// A number literal as jaq reads it (see `jaq_json::Num::from_str`): a
+/// machine integer, or a decimal compared as a float. Big integers and
+/// negated decimals are left to jaq.
+fn number(text: &str, negate: bool) -> Option<Lit> {
+    if let Ok(i) = text.parse::<i64>() {
+        let i = if negate { i.checked_neg()? } else { i };
+        return Some(Lit {
+            value: Constant::Int(i),
+            text: i.to_string().into_bytes(),
+        });
+    }
+    if negate || text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let f: f64 = text.parse().ok()?;
+    Some(Lit {
+        value: Constant::Float(f),
+        text: text.as_bytes().to_vec(),
+    })
+}
+
+/// `"key":` as jaq writes an object key.
+fn key_text(key: &[u8]) -> Vec<u8> {
+    let mut text = Val::from(String::from_utf8_lossy(key).into_owned())
+        .to_string()
+        .into_bytes();
+    text.push(b':');
+    text
+}
+
+/// The regular expression of `test(re)` or `test(re; flags)`, built as
+/// jaq-std builds it (regex-bites, the same flags). Flags that change what
+/// `test` answers beyond a match (`n`: ignore empty matches) are left to jaq.
+fn regex(re: &Term<&str>, flags: Option<&Term<&str>>) -> Option<Regex> {
+    let re = String::from_utf8(constant(re)?).ok()?;
+    let flags = match flags {
+        Some(f) => String::from_utf8(constant(f)?).ok()?,
+        None => String::new(),
+    };
+    let mut builder = RegexBuilder::new(&re);
+    for flag in flags.chars() {
+        match flag {
+            'g' => {}
+            'i' => {
+                builder.case_insensitive(true);
+            }
+            'm' => {
+                builder.multi_line(true);
+            }
+            's' => {
+                builder.dot_matches_new_line(true);
+            }
+            'l' => {
+                builder.swap_greed(true);
+            }
+            'x' => {
+                builder.ignore_whitespace(true);
+            }
+            'p' => {
+                builder.multi_line(true).dot_matches_new_line(true);
+            }
+            _ => return None,
+        }
+    }
+    builder.build().ok()
+}
+
+/// The text of a constant string term.
+fn constant(term: &Term<&str>) -> Option<Vec<u8>> {
+    let Term::Str(None, parts) = term else {
+        return None;
+    };
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            StrPart::Str(s) => text.push_str(s),
+            StrPart::Char(c) => text.push(*c),
+            StrPart::Term(_) => return None,
+        }
+    }
+    Some(text.into_bytes())
+}
+
+/// One line, located: what expressions run on.
+pub struct Line<'a> {
+    pub raw: &'a [u8],
+    pub slots: &'a [Option<Token>],
+    pub located: Located,
+}
+
+/// The answer was not certain: run this event through jaq.
+pub struct Unsure;
+
+type R<T> = Result<T, Unsure>;
+
+impl Line<'_> {
+    /// Whether a filter keeps the event.
+    pub fn keeps(&self, e: &Expr) -> R<bool> {
+        Ok(truthy(self.eval(e)?))
+    }
+
+    /// Writes what a map makes of the event as one output line. On `Unsure`,
+    /// `out` is left as it was.
+    pub fn write(&self, e: &Expr, raw_output: bool, out: &mut Vec<u8>) -> R<()> {
+        let start = out.len();
+        let result = match e {
+            Expr::Obj(fields) => self.object(fields, out),
+            Expr::Assign(key, slot, value) => self.assign(key, *slot, value, out),
+            e => {
+                let v = self.eval(e)?;
+                match (raw_output, v) {
+                    (true, Value::Token(t)) if t.kind == Kind::Str => {
+                        out.extend_from_slice(&self.raw[t.start + 1..t.end - 1]);
+                        Ok(())
+                    }
+                    (
+                        true,
+                        Value::Lit(Lit {
+                            value: Constant::Str(s),
+                            ..
+                        }),
+                    ) => {
+                        out.extend_from_slice(s);
+                        Ok(())
+                    }
+                    _ => self.value(v, out),
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                out.push(b'\n');
+                Ok(())
+            }
+            Err(Unsure) => {
+                out.truncate(start);
+                Err(Unsure)
+            }
+        }
+    }
+
+    fn object(&self, fields: &[(Vec<u8>, Expr)], out: &mut Vec<u8>) -> R<()> {
+        out.push(b'{');
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            let v = self.eval(value)?;
+            self.value(v, out)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// `.k = EXPR` on a line written as jaq writes it: the line with that
+    /// key's value replaced, or the key added at the end.
+    fn assign(&self, key: &[u8], slot: usize, value: &Expr, out: &mut Vec<u8>) -> R<()> {
+        let root = self.located.root;
+        if !self.located.canonical || root.kind != Kind::Object {
+            return Err(Unsure);
+        }
+        let v = self.eval(value)?;
+        match self.slots[slot] {
+            Some(old) => {
+                out.extend_from_slice(&self.raw[root.start..old.start]);
+                self.value(v, out)?;
+                out.extend_from_slice(&self.raw[old.end..root.end]);
+            }
+            None => {
+                let body = &self.raw[root.start..root.end - 1];
+                out.extend_from_slice(body);
+                if body.len() > 1 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(key);
+                self.value(v, out)?;
+                out.push(b'}');
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a value as jaq writes it, or `Unsure` when its token is not
+    /// written that way (or might not be).
+    fn value(&self, v: Value, out: &mut Vec<u8>) -> R<()> {
+        match v {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            Value::Lit(l) => out.extend_from_slice(&l.text),
+            Value::Token(t) => {
+                let text = &self.raw[t.start..t.end];
+                let as_is = self.located.canonical
+                    || match t.kind {
+                        Kind::Null | Kind::True | Kind::False | Kind::Dec => true,
+                        Kind::Int => text != b"-0",
+                        Kind::Str => memchr::memchr(0x7f, text).is_none(),
+                        Kind::EscapedStr | Kind::Object | Kind::Array => false,
+                    };
+                if !as_is {
+                    return Err(Unsure);
+                }
+                out.extend_from_slice(text);
+            }
+        }
+        Ok(())
+    }
+
+    fn eval<'e>(&self, e: &'e Expr) -> R<Value<'e>> {
+        Ok(match e {
+            Expr::Path(slots) => self.path(slots)?,
+            Expr::Lit(l) => Value::Lit(l),
+            Expr::Cmp(l, op, r) => {
+                let (l, r) = (self.scalar(self.eval(l)?)?, self.scalar(self.eval(r)?)?);
+                Value::Bool(match op {
+                    Cmp::Eq => equal(l, r),
+                    Cmp::Ne => !equal(l, r),
+                    Cmp::Lt => order(l, r) == Ordering::Less,
+                    Cmp::Le => order(l, r) != Ordering::Greater,
+                    Cmp::Gt => order(l, r) == Ordering::Greater,
+                    Cmp::Ge => order(l, r) != Ordering::Less,
+                })
+            }
+            Expr::And(l, r) => Value::Bool(truthy(self.eval(l)?) && truthy(self.eval(r)?)),
+            Expr::Or(l, r) => Value::Bool(truthy(self.eval(l)?) || truthy(self.eval(r)?)),
+            Expr::Not(e) => Value::Bool(!truthy(self.eval(e)?)),
+            Expr::Test(e, re) => match self.scalar(self.eval(e)?)? {
+                Scalar::Str(s) => Value::Bool(re.is_match(s)),
+                // jaq fails on anything but a string.
+                _ => return Err(Unsure),
+            },
+            Expr::Obj(_) | Expr::Assign(..) => return Err(Unsure),
+        })
+    }
+
+    /// `.a.b…`: null through missing keys and nulls; a type error (indexing
+    /// a non-object) is left to jaq.
+    fn path(&self, slots: &[usize]) -> R<Value<'static>> {
+        match self.located.root.kind {
+            Kind::Object => {}
+            Kind::Null => return Ok(Value::Null),
+            _ => return Err(Unsure),
+        }
+        let (last, on_the_way) = slots.split_last().expect("a path has keys");
+        for slot in on_the_way {
+            match self.slots[*slot] {
+                None => return Ok(Value::Null),
+                Some(t) if t.kind == Kind::Object => {}
+                Some(t) if t.kind == Kind::Null => return Ok(Value::Null),
+                Some(_) => return Err(Unsure),
+            }
+        }
+        Ok(match self.slots[*last] {
+            None => Value::Null,
+            Some(t) => Value::Token(t),
+        })
+    }
+
+    fn scalar<'v>(&'v self, v: Value<'v>) -> R<Scalar<'v>> {
+        Ok(match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(b),
+            Value::Lit(l) => l.value.scalar(),
+            Value::Token(t) => {
+                let text = &self.raw[t.start..t.end];
+                match t.kind {
+                    Kind::Null => Scalar::Null,
+                    Kind::True => Scalar::Bool(true),
+                    Kind::False => Scalar::Bool(false),
+                    // Beyond a machine integer jaq uses big integers.
+                    Kind::Int => Scalar::Int(parse(text)?),
+                    Kind::Dec => Scalar::Float(parse(text)?),
+                    Kind::Str => Scalar::Str(&text[1..text.len() - 1]),
+                    Kind::EscapedStr | Kind::Object | Kind::Array => return Err(Unsure),
+                }
+            }
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(text: &[u8]) -> R<T> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(Unsure)
+}
+
+fn truthy(v: Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Token(t) => !matches!(t.kind, Kind::Null | Kind::False),
+        Value::Lit(l) => !matches!(l.value, Constant::Null | Constant::Bool(false)),
+        Value::Bool(true) => true,
+    }
+}
+
+/// jq's order of types: null < false < true < numbers < strings.
+fn rank(s: Scalar) -> u8 {
+    match s {
+        Scalar::Null => 0,
+        Scalar::Bool(_) => 1,
+        Scalar::Int(_) | Scalar::Float(_) => 2,
+        Scalar::Str(_) => 3,
+    }
+}
+
+/// jaq-json's `Ord for Val` and `Ord for Num` on these values.
+fn order(l: Scalar, r: Scalar) -> Ordering {
+    match (l, r) {
+        (Scalar::Bool(a), Scalar::Bool(b)) => a.cmp(&b),
+        (Scalar::Int(a), Scalar::Int(b)) => a.cmp(&b),
+        (Scalar::Int(a), Scalar::Float(b)) => float_cmp(a as f64, b),
+        (Scalar::Float(a), Scalar::Int(b)) => float_cmp(a, b as f64),
+        (Scalar::Float(a), Scalar::Float(b)) => float_cmp(a, b),
+        (Scalar::Str(a), Scalar::Str(b)) => a.cmp(b),
+        (l, r) => rank(l).cmp(&rank(r)),
+    }
+}
+
+/// jaq-json's `PartialEq for Num`: an integer equals only a finite float.
+fn equal(l: Scalar, r: Scalar) -> bool {
+    match (l, r) {
+        (Scalar::Int(i), Scalar::Float(f)) | (Scalar::Float(f), Scalar::Int(i)) => {
+            f.is_finite() && float_cmp(i as f64, f) == Ordering::Equal
+        }
+        (l, r) => rank(l) == rank(r) && order(l, r) == Ordering::Equal,
+    }
+}
+
+/// jaq-json's float order: zeros equal, NaN below everything.
+fn float_cmp(l: f64, r: f64) -> Ordering {
+    if l == 0. && r == 0. {
+        Ordering::Equal
+    } else if l.is_nan() {
+        Ordering::Less
+    } else if r.is_nan() {
+        Ordering::Greater
+    } else {
+        l.total_cmp(&r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(code: &str, line: &str) -> Option<bool> {
+        let chain = compile(&[(false, code)])?;
+        let mut slots = vec![None; chain.slots];
+        let located = crate::json::locate(line.as_bytes(), &chain.locate, &mut slots, false)
+            .expect("valid line");
+        let line = Line {
+            raw: line.as_bytes(),
+            slots: &slots,
+            located,
+        };
+        let Stage::Filter(e) = &chain.stages[0] else {
+            unreachable!()
+        };
+        line.keeps(e).ok()
+    }
+
+    #[test]
+    fn compares_as_jaq_does() {
+        let l = r#"{"a":{"n":150,"f":1.5,"z":-0.0,"s":"x"},"b":null,"e":"\u0041"}"#;
+        assert_eq!(filter(".a.n > 100", l), Some(true));
+        assert_eq!(filter(".a.f == 1.5", l), Some(true));
+        assert_eq!(filter(".a.z == 0", l), Some(true));
+        assert_eq!(filter(".a.s > 1", l), Some(true));
+        assert_eq!(filter(".a.missing < 1", l), Some(true));
+        assert_eq!(filter(".b.c == null", l), Some(true));
+        assert_eq!(filter(r#".a.s | test("X"; "i")"#, l), Some(true));
+        assert_eq!(filter(r#".a.s | test("y") | not"#, l), Some(true));
+        // Left to jaq: an escaped string, indexing a string, test on a number.
+        assert_eq!(filter(r#".e == "A""#, l), None);
+        assert_eq!(filter(".a.s.t == 1", l), None);
+        assert_eq!(filter(r#".a.n | test("1")"#, l), None);
+    }
+
+    #[test]
+    fn takes_only_what_it_understands() {
+        for code in [
+            ".",
+            ".a[0] > 1",
+            "$x == 1",
+            ".a + 1 > 2",
+            r#"test("a"; "n")"#,
+            "def f: .a; f",
+            "length > 1",
+            ".a | length",
+            "100000000000000000000 > .a",
+        ] {
+            assert!(compile(&[(false, code)]).is_none(), "{code}");
+        }
+        assert!(compile(&[(true, "{a}"), (false, ".a")]).is_none());
+        assert!(compile(&[(true, "{a: 1, a: 2}")]).is_none());
+    }
+}
