@@ -423,8 +423,9 @@ impl<'a> Scanner<'a> {
             return self.err("nesting deeper than 128 levels");
         }
         self.i += 1; // {
-        // Keys so far, to find a repeated one (`check_canonical` only).
-        let mut seen = Seen::default();
+        // Keys so far, to find a repeated one (`check_canonical` only: the
+        // array is not even zeroed otherwise).
+        let mut seen = self.check_canonical.then(Seen::default);
         if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(());
@@ -437,8 +438,8 @@ impl<'a> Scanner<'a> {
                 _ => return self.err("key must be a string"),
             }
             let key = self.string_span()?;
-            if self.check_canonical {
-                self.note_key(&mut seen, key);
+            if let Some(seen) = &mut seen {
+                self.note_key(seen, key);
             }
             if self.peek() != Some(b':') {
                 return if self.peek().is_none() {

@@ -1,0 +1,66 @@
+//! Feeds arbitrary lines and expressions through direct evaluation and
+//! through jaq on a full parse, and checks that whenever direct evaluation
+//! answers, its answer is jaq's: the same filter decision, the same map
+//! output bytes (also with `-r`), the same validity of the line.
+//!
+//! Run with `cargo +nightly fuzz run direct` from the project root (needs
+//! cargo-fuzz). The input's first byte picks filter or map and `-r`; the rest
+//! is split at the first newline: expression, then line.
+#![no_main]
+
+use evq::direct::{self, Line, Stage};
+use evq::output::Formatter;
+use evq::{jq, json};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, data)) = data.split_first() else { return };
+    let Some(split) = data.iter().position(|&b| b == b'\n') else { return };
+    let (expr, raw) = (&data[..split], &data[split + 1..]);
+    let Ok(expr) = std::str::from_utf8(expr) else { return };
+    let (is_map, raw_output) = (mode & 1 == 1, mode & 2 == 2);
+
+    let globals = jq::Globals::new(Vec::new());
+    // Only expressions jaq compiles reach direct evaluation.
+    let Ok(program) = jq::Program::compile(expr, "fuzz", &globals) else { return };
+    let Some(chain) = direct::compile(&[(is_map, expr)]) else { return };
+    let mut slots = vec![None; chain.slots];
+    let located = json::locate(raw, &chain.locate, &mut slots, chain.canonical);
+    let full = json::parse(raw);
+    assert_eq!(located.as_ref().err(), full.as_ref().err(), "validity of {raw:?}");
+    let (Ok(located), Ok(value)) = (located, full) else { return };
+    let line = Line { raw, slots: &slots, located };
+
+    // jaq's answer, as the filter and map stages take it.
+    let mut outputs = Vec::new();
+    let result = program.run(value, |v| {
+        outputs.push(v);
+        outputs.len() < 2
+    });
+    match &chain.stages[0] {
+        Stage::Filter(e) => {
+            let Ok(keep) = line.keeps(e) else { return };
+            let first_truthy = outputs.iter().position(jq::truthy);
+            match first_truthy {
+                Some(_) => assert!(keep, "{expr:?} on {raw:?}: jaq keeps"),
+                None => {
+                    assert!(result.is_ok(), "{expr:?} on {raw:?}: jaq fails");
+                    assert!(!keep, "{expr:?} on {raw:?}: jaq drops");
+                }
+            }
+        }
+        Stage::Map(e) => {
+            let mut ours = Vec::new();
+            let Ok(()) = line.write(e, raw_output, &mut ours) else { return };
+            assert!(result.is_ok(), "{expr:?} on {raw:?}: jaq fails");
+            assert_eq!(outputs.len(), 1, "{expr:?} on {raw:?}: one output");
+            let mut theirs = Vec::new();
+            Formatter { raw_output }.value(&mut theirs, &outputs[0]);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs),
+                "{expr:?} on {raw:?}"
+            );
+        }
+    }
+});
