@@ -1,6 +1,6 @@
 //! Direct evaluation: the common shapes of filter and map expressions (paths,
-//! literals, comparisons, `and`/`or`/`not`, `test("re")`, object construction,
-//! `.k = EXPR`) run straight on the tokens of the input line, with no jaq value
+//! literals and `--arg`/`--argjson` variables, comparisons, `and`/`or`/`not`,
+//! `//`, `test("re")`, object construction, `.k = EXPR`) run straight on the tokens of the input line, with no jaq value
 //! built and nothing allocated per event.
 //!
 //! It is a shortcut, never a second semantics: an expression is taken only
@@ -15,7 +15,7 @@ use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::Part;
-use jaq_json::Val;
+use jaq_json::{Num, Val};
 use regex_bites::bytes::{Regex, RegexBuilder};
 use std::cmp::Ordering;
 
@@ -46,6 +46,8 @@ pub enum Expr {
     Cmp(Box<Expr>, Cmp, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
+    /// `a // b`
+    Alt(Box<Expr>, Box<Expr>),
     /// `EXPR | not`
     Not(Box<Expr>),
     /// `EXPR | test("re")`, `test("re"; "flags")`
@@ -106,13 +108,15 @@ enum Value<'a> {
     Lit(&'a Lit),
 }
 
-/// Compiles a chain of `(is_map, expr)` stages, or `None` when some stage is
-/// beyond direct evaluation (or a map is not last).
-pub fn compile(stages: &[(bool, &str)]) -> Option<Chain> {
+/// Compiles a chain of `(is_map, expr)` stages, with the `--arg` and
+/// `--argjson` variables they may use, or `None` when some stage is beyond
+/// direct evaluation (or a map is not last).
+pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain> {
     let mut c = Compiler {
         locate: Locate::default(),
         slots: 0,
         canonical: false,
+        vars,
     };
     if stages.is_empty() {
         return None;
@@ -137,13 +141,15 @@ pub fn compile(stages: &[(bool, &str)]) -> Option<Chain> {
     })
 }
 
-struct Compiler {
+struct Compiler<'v> {
     locate: Locate,
     slots: usize,
     canonical: bool,
+    /// Variables by name, without `$`.
+    vars: &'v [(String, Val)],
 }
 
-impl Compiler {
+impl Compiler<'_> {
     /// A map's expression: anything `expr` takes, or `.k = EXPR`.
     fn map(&mut self, term: &Term<&str>) -> Option<Expr> {
         if let Term::BinOp(l, BinaryOp::Assign, r) = term {
@@ -168,6 +174,15 @@ impl Compiler {
                 Expr::Path(self.slots_of(&keys))
             }
             Term::Num(n) => Expr::Lit(number(n, false)?),
+            Term::Var(name) => {
+                let name = name.strip_prefix('$')?;
+                let mut bound = self.vars.iter().filter(|(n, _)| n == name);
+                // A name given twice is left to jaq's rules.
+                match (bound.next(), bound.next()) {
+                    (Some((_, value)), None) => Expr::Lit(variable(value)?),
+                    _ => return None,
+                }
+            }
             Term::Neg(t) => match &**t {
                 Term::Num(n) => Expr::Lit(number(n, true)?),
                 _ => return None,
@@ -203,6 +218,7 @@ impl Compiler {
                 }
                 BinaryOp::And => Expr::And(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Or => Expr::Or(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
+                BinaryOp::Alt => Expr::Alt(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Pipe(None) => piped(self.expr(l)?, r)?,
                 _ => return None,
             },
@@ -298,6 +314,24 @@ fn number(text: &str, negate: bool) -> Option<Lit> {
     Some(Lit {
         value: Constant::Float(f),
         text: text.as_bytes().to_vec(),
+    })
+}
+
+/// The value of a variable, when it is a scalar direct evaluation compares
+/// as jaq does (`jaq_json::Num`'s kinds, but big integers).
+fn variable(value: &Val) -> Option<Lit> {
+    let constant = match value {
+        Val::Null => Constant::Null,
+        Val::Bool(b) => Constant::Bool(*b),
+        Val::Num(Num::Int(i)) => Constant::Int(*i as i64),
+        Val::Num(Num::Float(f)) => Constant::Float(*f),
+        Val::Num(Num::Dec(d)) => Constant::Float(d.parse().ok()?),
+        Val::TStr(s) => Constant::Str(s.to_vec()),
+        _ => return None,
+    };
+    Some(Lit {
+        value: constant,
+        text: value.to_string().into_bytes(),
     })
 }
 
@@ -506,6 +540,10 @@ impl Line<'_> {
             }
             Expr::And(l, r) => Value::Bool(truthy(self.eval(l)?) && truthy(self.eval(r)?)),
             Expr::Or(l, r) => Value::Bool(truthy(self.eval(l)?) || truthy(self.eval(r)?)),
+            Expr::Alt(l, r) => match self.eval(l)? {
+                v if truthy(v) => v,
+                _ => self.eval(r)?,
+            },
             Expr::Not(e) => Value::Bool(!truthy(self.eval(e)?)),
             Expr::Test(e, re) => match self.scalar(self.eval(e)?)? {
                 Scalar::Str(s) => Value::Bool(re.is_match(s)),
@@ -628,7 +666,11 @@ mod tests {
     use super::*;
 
     fn filter(code: &str, line: &str) -> Option<bool> {
-        let chain = compile(&[(false, code)])?;
+        let vars = [
+            ("lvl".to_string(), Val::from("x".to_string())),
+            ("n".to_string(), Val::Num(Num::Int(100))),
+        ];
+        let chain = compile(&[(false, code)], &vars)?;
         let mut slots = vec![None; chain.slots];
         let located = crate::json::locate(line.as_bytes(), &chain.locate, &mut slots, false)
             .expect("valid line");
@@ -654,6 +696,8 @@ mod tests {
         assert_eq!(filter(".b.c == null", l), Some(true));
         assert_eq!(filter(r#".a.s | test("X"; "i")"#, l), Some(true));
         assert_eq!(filter(r#".a.s | test("y") | not"#, l), Some(true));
+        assert_eq!(filter(".a.s == $lvl and .a.n > $n", l), Some(true));
+        assert_eq!(filter(r#"(.b // .a.s) == "x""#, l), Some(true));
         // Left to jaq: an escaped string, indexing a string, test on a number.
         assert_eq!(filter(r#".e == "A""#, l), None);
         assert_eq!(filter(".a.s.t == 1", l), None);
@@ -666,6 +710,7 @@ mod tests {
             ".",
             ".a[0] > 1",
             "$x == 1",
+            "$ENV.HOME == 1",
             ".a + 1 > 2",
             r#"test("a"; "n")"#,
             "def f: .a; f",
@@ -673,9 +718,9 @@ mod tests {
             ".a | length",
             "100000000000000000000 > .a",
         ] {
-            assert!(compile(&[(false, code)]).is_none(), "{code}");
+            assert!(compile(&[(false, code)], &[]).is_none(), "{code}");
         }
-        assert!(compile(&[(true, "{a}"), (false, ".a")]).is_none());
-        assert!(compile(&[(true, "{a: 1, a: 2}")]).is_none());
+        assert!(compile(&[(true, "{a}"), (false, ".a")], &[]).is_none());
+        assert!(compile(&[(true, "{a: 1, a: 2}")], &[]).is_none());
     }
 }

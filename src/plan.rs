@@ -183,8 +183,7 @@ impl Chain {
     }
 
     /// The chain for direct evaluation: filters and maps only, each one an
-    /// expression `direct` understands, and no variables (a `--arg` could
-    /// shadow nothing, but `$x` is not understood anyway).
+    /// expression `direct` understands.
     pub fn direct(&self) -> Option<crate::direct::Chain> {
         let mut stages = Vec::new();
         for (kind, expr) in &self.stages {
@@ -194,7 +193,7 @@ impl Chain {
                 StageKind::Window | StageKind::Aggregate => return None,
             }
         }
-        crate::direct::compile(&stages)
+        crate::direct::compile(&stages, &variables(&self.vars).ok()?)
     }
 
     /// Compiles every stage; the error reports each one that does not compile.

@@ -98,7 +98,7 @@ fn worker(stages: &[(bool, &str)]) -> Worker {
             }
         })
         .collect();
-    let chain = direct::compile(stages).expect("a direct chain");
+    let chain = direct::compile(stages, &[]).expect("a direct chain");
     Worker::new(
         built,
         Formatter { raw_output: false },

@@ -170,6 +170,33 @@ const DIRECT_LITERALS: &[&str] = &[
     "9007199254740992",
     "\"\"",
     "\"ÄPI é\"",
+    "$lvl",
+    "$n",
+    "$f",
+    "$s",
+    "$o",
+    "$big",
+];
+/// The variables every direct case is run with.
+const DIRECT_VARS: &[&str] = &[
+    "--arg",
+    "lvl",
+    "error",
+    "--argjson",
+    "n",
+    "100",
+    "--argjson",
+    "f",
+    "1.50",
+    "--argjson",
+    "s",
+    "\"/api/x\"",
+    "--argjson",
+    "o",
+    "{\"a\":1}",
+    "--argjson",
+    "big",
+    "100000000000000000000",
 ];
 const DIRECT_OPS: &[&str] = &["==", "!=", "<", "<=", ">", ">="];
 const DIRECT_TESTS: &[&str] = &[
@@ -207,7 +234,11 @@ fn direct_value(rng: &mut Rng) -> String {
         0 => rng.pick(DIRECT_PATHS).to_string(),
         1 => rng.pick(DIRECT_LITERALS).to_string(),
         2 => format!("({})", direct_cond(rng, 1)),
-        _ => rng.pick(DIRECT_PATHS).to_string(),
+        _ => format!(
+            "({} // {})",
+            rng.pick(DIRECT_PATHS),
+            rng.pick(DIRECT_LITERALS)
+        ),
     }
 }
 
@@ -238,12 +269,12 @@ fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
     let mut rng = Rng(11);
     let mut direct_events = 0;
     for case in 0..150 {
-        let mut args = Vec::new();
+        let mut args: Vec<String> = DIRECT_VARS.iter().map(|s| s.to_string()).collect();
         for _ in 0..rng.next() % 3 {
             args.push("-f".to_string());
             args.push(direct_cond(&mut rng, 0));
         }
-        if args.is_empty() || !rng.next().is_multiple_of(3) {
+        if args.len() == DIRECT_VARS.len() || !rng.next().is_multiple_of(3) {
             args.push("-m".to_string());
             args.push(direct_map(&mut rng));
         }

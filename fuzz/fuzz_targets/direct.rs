@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let globals = jq::Globals::new(Vec::new());
     // Only expressions jaq compiles reach direct evaluation.
     let Ok(program) = jq::Program::compile(expr, "fuzz", &globals) else { return };
-    let Some(chain) = direct::compile(&[(is_map, expr)]) else { return };
+    let Some(chain) = direct::compile(&[(is_map, expr)], &[]) else { return };
     let mut slots = vec![None; chain.slots];
     let located = json::locate(raw, &chain.locate, &mut slots, chain.canonical);
     let full = json::parse(raw);
