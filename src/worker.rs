@@ -115,8 +115,13 @@ impl Worker {
                     }
                     Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
-            } else if self.direct.is_some() && self.direct_line(raw, line.number, &mut p) {
-                true
+            } else if let Some(ok) = self
+                .direct
+                .is_some()
+                .then(|| self.direct_line(raw, line.number, &mut p))
+                .flatten()
+            {
+                ok
             } else {
                 let value = match &self.projection {
                     Some(fields) => json::project(raw, fields),
@@ -144,18 +149,15 @@ impl Worker {
         p
     }
 
-    /// Runs one line through the chain by direct evaluation. Returns true when
-    /// that settled the line (it was emitted, dropped, or is not JSON), false
-    /// when some stage was not sure: then the line goes through jaq, and
-    /// nothing of this attempt but its time is counted.
-    fn direct_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
+    /// Runs one line through the chain by direct evaluation. When that settled
+    /// the line (it was emitted, dropped, or is not JSON), returns whether it
+    /// did not fail; `None` when some stage was not sure: then the line goes
+    /// through jaq, and nothing of this attempt but its time is counted.
+    fn direct_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> Option<bool> {
         let (chain, slots) = self.direct.as_mut().expect("direct chain");
         let located = match json::locate(raw, &chain.locate, slots, chain.canonical) {
             Ok(located) => located,
-            Err(error) => {
-                fail(p, number, None, error.to_string(), raw);
-                return true;
-            }
+            Err(error) => return Some(fail(p, number, None, error.to_string(), raw)),
         };
         let line = direct::Line {
             raw,
@@ -192,7 +194,7 @@ impl Worker {
         }
         if unsure {
             p.out.truncate(out_start);
-            return false;
+            return None;
         }
         for counters in &mut p.stages[..passed] {
             counters.events_in += 1;
@@ -210,7 +212,7 @@ impl Worker {
             p.events_emitted += 1;
         }
         p.events_direct += 1;
-        true
+        Some(true)
     }
 
     /// Whether the chain holds state across events (then it runs on one

@@ -401,6 +401,18 @@ fn on_error_abort_stops_at_the_first_failed_event() {
         common::stderr(&out),
         "<stdin>:2: map#1: cannot calculate \"s\" + 1\n"
     );
+
+    // A bad line aborts a chain run by direct evaluation too.
+    let out = common::run(
+        &["--on-error", "abort", "-f", ".a > 0"],
+        b"{\"a\":1}\nnot json\n{\"a\":2}\n",
+    );
+    assert_eq!(common::status(&out), 3);
+    assert_eq!(common::stdout(&out), "{\"a\":1}\n");
+    assert_eq!(
+        common::stderr(&out),
+        "<stdin>:2: invalid JSON: expected value at column 1\n"
+    );
 }
 
 #[test]
