@@ -1,16 +1,18 @@
 //! Direct evaluation: the common shapes of filter and map expressions (paths,
 //! literals and `--arg`/`--argjson` variables, comparisons, `and`/`or`/`not`,
-//! `//`, `test("re")`, object construction, `.k = EXPR`) run straight on the tokens of the input line, with no jaq value
-//! built and nothing allocated per event.
+//! `//`, `test("re")`, object construction, `.k = EXPR`) run straight on the
+//! tokens of the input line, with no jaq value built and nothing allocated per
+//! event.
 //!
 //! It is a shortcut, never a second semantics: an expression is taken only
 //! when every part of it is understood here, and at run time any case whose
-//! answer is not certain to equal jaq's (a type error, an escaped string, a
-//! big integer, an object to print from a line not written as jaq would
-//! write it…) returns `None`, and the worker runs that event through jaq as
-//! usual. `tests/projection.rs` and the fuzz target compare both paths.
+//! answer is not certain to equal jaq's (a type error, an escaped string to
+//! compare, a big integer, an object with a repeated key to print…) returns
+//! `Unsure`, and the worker runs that event through jaq as usual. What is
+//! printed from the line is spelled as jaq spells it (`json::write_canonical`).
+//! `tests/projection.rs` and the fuzz target compare both paths.
 
-use crate::json::{Kind, Locate, Located, Token};
+use crate::json::{self, Kind, Locate, Located, Token};
 use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;
@@ -26,9 +28,9 @@ pub struct Chain {
     /// The keys every stage reads, each with its slot.
     pub locate: Locate,
     pub slots: usize,
-    /// Some stage prints tokens of the line as they are (`.k = EXPR`): lines
-    /// are checked for being written as jaq writes.
-    pub canonical: bool,
+    /// Some stage prints the line itself (`.k = EXPR`): lines are checked
+    /// for repeated keys, which a full parse would merge.
+    pub check_keys: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -115,7 +117,7 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
     let mut c = Compiler {
         locate: Locate::default(),
         slots: 0,
-        canonical: false,
+        check_keys: false,
         vars,
     };
     if stages.is_empty() {
@@ -137,14 +139,14 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
         stages: out,
         locate: c.locate,
         slots: c.slots,
-        canonical: c.canonical,
+        check_keys: c.check_keys,
     })
 }
 
 struct Compiler<'v> {
     locate: Locate,
     slots: usize,
-    canonical: bool,
+    check_keys: bool,
     /// Variables by name, without `$`.
     vars: &'v [(String, Val)],
 }
@@ -157,7 +159,7 @@ impl Compiler<'_> {
             let [key] = &path[..] else { return None };
             let slots = self.slots_of(std::slice::from_ref(key));
             let value = self.expr(r)?;
-            self.canonical = true;
+            self.check_keys = true;
             return Some(Expr::Assign(key_text(key), slots[0], Box::new(value)));
         }
         self.expr(term)
@@ -425,8 +427,8 @@ impl Line<'_> {
             e => {
                 let v = self.eval(e)?;
                 match (raw_output, v) {
-                    (true, Value::Token(t)) if t.kind == Kind::Str => {
-                        out.extend_from_slice(&self.raw[t.start + 1..t.end - 1]);
+                    (true, Value::Token(t)) if matches!(t.kind, Kind::Str | Kind::EscapedStr) => {
+                        json::write_text(&self.raw[t.start + 1..t.end - 1], out);
                         Ok(())
                     }
                     (
@@ -469,24 +471,32 @@ impl Line<'_> {
         Ok(())
     }
 
-    /// `.k = EXPR` on a line written as jaq writes it: the line with that
-    /// key's value replaced, or the key added at the end.
+    /// `.k = EXPR` on an object line without repeated keys: the line with
+    /// that key's value replaced, or the key added at the end, spelled as jaq
+    /// spells it.
     fn assign(&self, key: &[u8], slot: usize, value: &Expr, out: &mut Vec<u8>) -> R<()> {
         let root = self.located.root;
-        if !self.located.canonical || root.kind != Kind::Object {
+        if !self.located.unique_keys || root.kind != Kind::Object {
             return Err(Unsure);
         }
         let v = self.eval(value)?;
+        let json = |piece: &[u8], out: &mut Vec<u8>| {
+            if self.located.canonical {
+                out.extend_from_slice(piece);
+            } else {
+                json::write_canonical(piece, out);
+            }
+        };
         match self.slots[slot] {
             Some(old) => {
-                out.extend_from_slice(&self.raw[root.start..old.start]);
+                json(&self.raw[root.start..old.start], out);
                 self.value(v, out)?;
-                out.extend_from_slice(&self.raw[old.end..root.end]);
+                json(&self.raw[old.end..root.end], out);
             }
             None => {
-                let body = &self.raw[root.start..root.end - 1];
-                out.extend_from_slice(body);
-                if body.len() > 1 {
+                let start = out.len();
+                json(&self.raw[root.start..root.end - 1], out);
+                if out.len() - start > 1 {
                     out.push(b',');
                 }
                 out.extend_from_slice(key);
@@ -497,8 +507,8 @@ impl Line<'_> {
         Ok(())
     }
 
-    /// Writes a value as jaq writes it, or `Unsure` when its token is not
-    /// written that way (or might not be).
+    /// Writes a value as jaq writes it; `Unsure` for an object or array that
+    /// repeats a key (jaq would print it merged).
     fn value(&self, v: Value, out: &mut Vec<u8>) -> R<()> {
         match v {
             Value::Null => out.extend_from_slice(b"null"),
@@ -507,6 +517,11 @@ impl Line<'_> {
             Value::Lit(l) => out.extend_from_slice(&l.text),
             Value::Token(t) => {
                 let text = &self.raw[t.start..t.end];
+                if matches!(t.kind, Kind::Object | Kind::Array)
+                    && !(self.located.unique_keys || json::unique_keys(text))
+                {
+                    return Err(Unsure);
+                }
                 let as_is = self.located.canonical
                     || match t.kind {
                         Kind::Null | Kind::True | Kind::False | Kind::Dec => true,
@@ -514,10 +529,11 @@ impl Line<'_> {
                         Kind::Str => memchr::memchr(0x7f, text).is_none(),
                         Kind::EscapedStr | Kind::Object | Kind::Array => false,
                     };
-                if !as_is {
-                    return Err(Unsure);
+                if as_is {
+                    out.extend_from_slice(text);
+                } else {
+                    json::write_canonical(text, out);
                 }
-                out.extend_from_slice(text);
             }
         }
         Ok(())

@@ -184,25 +184,28 @@ pub struct Token {
 pub struct Located {
     /// The whole line, as a token.
     pub root: Token,
-    /// The line is exactly what jaq's writer would print for its value:
-    /// no white space, no repeated key, no escape jaq would write otherwise,
-    /// no `-0`. Only known when asked for (otherwise false).
+    /// The line is spelled as jaq's writer would print its value: no white
+    /// space, no `\u` or `\/` escape, no `-0`, no DEL character. (Repeated
+    /// keys aside: see `unique_keys`.)
     pub canonical: bool,
+    /// No object in the line repeats a key (a full parse would keep only the
+    /// last value). Only known when asked for; otherwise false.
+    pub unique_keys: bool,
 }
 
 /// Validates `line` and records in `slots` the token of each key `keys` names
 /// (`None`: not there). A key with keys below it records its object and the
-/// tokens below; any other value, whole. With `canonical`, also finds out
-/// whether the line is written as jaq would write it.
+/// tokens below; any other value, whole. With `check_keys`, also finds out
+/// whether any object repeats a key.
 pub fn locate(
     line: &[u8],
     keys: &Locate,
     slots: &mut [Option<Token>],
-    canonical: bool,
+    check_keys: bool,
 ) -> Result<Located, Error> {
     slots.fill(None);
     let mut s = Scanner::new(line);
-    s.check_canonical = canonical;
+    s.check_keys = check_keys;
     s.ws();
     let start = s.i;
     let kind = if s.peek() == Some(b'{') && !keys.keys.is_empty() {
@@ -218,16 +221,150 @@ pub fn locate(
     };
     s.end()?;
     // DEL is written as an escape by jaq; outside strings it is an error anyway.
-    let canonical = canonical && s.canonical && memchr::memchr(0x7f, line).is_none();
-    Ok(Located { root, canonical })
+    let canonical = s.canonical && memchr::memchr(0x7f, line).is_none();
+    Ok(Located {
+        root,
+        canonical,
+        unique_keys: check_keys && !s.repeated_key,
+    })
+}
+
+/// Whether no object in `value` (valid JSON) repeats a key.
+pub fn unique_keys(value: &[u8]) -> bool {
+    let mut s = Scanner::new(value);
+    s.check_keys = true;
+    s.skip_value(0).is_ok() && !s.repeated_key
+}
+
+/// Writes `json` (valid JSON, or a piece of it cut between tokens) as jaq's
+/// writer spells the same values: without white space, strings escaped as
+/// jaq escapes them, `-0` as `0`. Repeated keys are not merged: see
+/// `unique_keys`.
+pub fn write_canonical(json: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                let end = string_end(json, i + 1);
+                out.push(b'"');
+                write_string(&json[i + 1..end], false, out);
+                out.push(b'"');
+                i = end + 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = json.get(i) {
+                    i += 1;
+                }
+                match &json[start..i] {
+                    // Read as the integer 0.
+                    b"-0" => out.push(b'0'),
+                    number => out.extend_from_slice(number),
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Writes the text of a string (its contents between the quotes, valid), as
+/// `-r` prints it: escapes decoded.
+pub fn write_text(contents: &[u8], out: &mut Vec<u8>) {
+    write_string(contents, true, out);
+}
+
+/// The index of the closing quote of the string whose contents start at `i`.
+fn string_end(json: &[u8], mut i: usize) -> usize {
+    loop {
+        let at = i + memchr::memchr2(b'"', b'\\', &json[i..]).expect("a valid string");
+        if json[at] == b'"' {
+            return at;
+        }
+        // An escape: the byte after the backslash is never the end.
+        i = at + 2;
+    }
+}
+
+/// Writes a string's contents decoded (`raw`) or escaped as jaq escapes.
+fn write_string(contents: &[u8], raw: bool, out: &mut Vec<u8>) {
+    let mut i = 0;
+    while let Some(at) = memchr::memchr2(b'\\', 0x7f, &contents[i..]) {
+        out.extend_from_slice(&contents[i..i + at]);
+        i += at;
+        if contents[i] == 0x7f {
+            write_char('\u{7f}', raw, out);
+            i += 1;
+            continue;
+        }
+        let hex = |at: usize| {
+            let digits = std::str::from_utf8(&contents[at..at + 4]).expect("hex digits");
+            u32::from_str_radix(digits, 16).expect("hex digits")
+        };
+        let c = match contents[i + 1] {
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = hex(i + 2);
+                if (0xD800..0xDC00).contains(&unit) {
+                    let low = hex(i + 8);
+                    i += 6;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                } else {
+                    char::from_u32(unit)
+                }
+                .expect("checked escape")
+            }
+            other => other as char,
+        };
+        i += if contents[i + 1] == b'u' { 6 } else { 2 };
+        write_char(c, raw, out);
+    }
+    out.extend_from_slice(&contents[i..]);
+}
+
+/// One character of a string, as is (`raw`) or as jaq's writer escapes it.
+fn write_char(c: char, raw: bool, out: &mut Vec<u8>) {
+    let escape: &[u8] = match c {
+        _ if raw => b"",
+        '"' => b"\\\"",
+        '\\' => b"\\\\",
+        '\u{8}' => b"\\b",
+        '\u{c}' => b"\\f",
+        '\n' => b"\\n",
+        '\r' => b"\\r",
+        '\t' => b"\\t",
+        '\0'..='\u{1f}' | '\u{7f}' => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let c = c as usize;
+            out.extend_from_slice(b"\\u00");
+            out.extend_from_slice(&[HEX[c >> 4], HEX[c & 0xf]]);
+            return;
+        }
+        _ => b"",
+    };
+    if escape.is_empty() {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    } else {
+        out.extend_from_slice(escape);
+    }
 }
 
 struct Scanner<'a> {
     s: &'a [u8],
     i: usize,
-    /// Track `canonical`'s key check (repeated keys cost a comparison per key).
-    check_canonical: bool,
-    /// Nothing seen so far that jaq would write differently (see `Located`).
+    /// Look for repeated keys (which costs a comparison per key).
+    check_keys: bool,
+    /// A repeated key was found (or a key too hard to compare cheaply).
+    repeated_key: bool,
+    /// Nothing seen so far that jaq would spell differently (see `Located`).
     canonical: bool,
 }
 
@@ -238,7 +375,8 @@ impl<'a> Scanner<'a> {
         Scanner {
             s,
             i: 0,
-            check_canonical: false,
+            check_keys: false,
+            repeated_key: false,
             canonical: true,
         }
     }
@@ -425,7 +563,7 @@ impl<'a> Scanner<'a> {
         self.i += 1; // {
         // Keys so far, to find a repeated one (`check_canonical` only: the
         // array is not even zeroed otherwise).
-        let mut seen = self.check_canonical.then(Seen::default);
+        let mut seen = self.check_keys.then(Seen::default);
         if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(());
@@ -465,17 +603,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Marks the line not canonical when `key` repeats an earlier key of
+    /// Notes a repeated key when `key` repeats an earlier key of
     /// its object (or the object has too many keys to tell cheaply).
     fn note_key(&mut self, seen: &mut Seen, key: Span) {
         let raw = &self.s[key.start..key.end];
         let earlier = &seen.keys[..seen.len.min(seen.keys.len())];
-        if seen.len >= seen.keys.len()
+        // Escaped keys would have to be decoded to compare: counted as repeated.
+        if key.escaped
+            || seen.len >= seen.keys.len()
             || earlier
                 .iter()
                 .any(|&(start, end)| &self.s[start..end] == raw)
         {
-            self.canonical = false;
+            self.repeated_key = true;
         } else {
             seen.keys[seen.len] = (key.start, key.end);
         }
@@ -782,7 +922,7 @@ fn has_special(x: u64) -> bool {
 /// The keys of one object seen so far, for `Scanner::note_key`.
 #[derive(Default)]
 struct Seen {
-    keys: [(usize, usize); 16],
+    keys: [(usize, usize); 32],
     len: usize,
 }
 
@@ -923,6 +1063,39 @@ mod tests {
                 .contains("nesting deeper than 128 levels")
         );
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn canonical_writing_spells_values_as_jaq_does() {
+        for line in [
+            r#"{"a":[1,2.50,-0,-0.0,1e2,3E+2,-1.5e-3,100000000000000000000000],"b":{"c":null}}"#,
+            r#" { "a" : [ 1 , { } , [ ] ] , "t" : true , "f" : false } "#,
+            r#""caf\u00e9 \"q\" \\ \/ \b\f\n\r\t \ud83d\ude00 é \u0000\u001F\u007f\u0080 x""#,
+            "\"raw del \u{7f} here\"",
+            r#"{"k\u0041":"v\n","e":"","n":[-0,0,-1]}"#,
+            "[]",
+            "{}",
+            "-0",
+        ] {
+            let mut ours = Vec::new();
+            write_canonical(line.as_bytes(), &mut ours);
+            let jaq = parse(line.as_bytes()).unwrap().to_string();
+            assert_eq!(String::from_utf8(ours).unwrap(), jaq, "{line}");
+            let located = locate(line.as_bytes(), &Locate::default(), &mut [], true).unwrap();
+            assert_eq!(located.canonical, line == jaq, "{line}");
+            // An escaped key counts as repeated: it is not decoded to compare.
+            assert_eq!(located.unique_keys, !line.contains(r#"k\u0041"#), "{line}");
+        }
+        for line in [
+            r#"{"a":1,"a":2}"#,
+            r#"[{"b":{"c":1,"c":1}}]"#,
+            r#"{"a":1,"\u0061":2}"#,
+        ] {
+            assert!(!unique_keys(line.as_bytes()), "{line}");
+        }
+        let mut text = Vec::new();
+        write_text(br#"a\"b\u00e9\n\ud83d\ude00"#, &mut text);
+        assert_eq!(text, "a\"bé\n😀".as_bytes());
     }
 
     #[test]

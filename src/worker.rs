@@ -155,7 +155,7 @@ impl Worker {
     /// through jaq, and nothing of this attempt but its time is counted.
     fn direct_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> Option<bool> {
         let (chain, slots) = self.direct.as_mut().expect("direct chain");
-        let located = match json::locate(raw, &chain.locate, slots, chain.canonical) {
+        let located = match json::locate(raw, &chain.locate, slots, chain.check_keys) {
             Ok(located) => located,
             Err(error) => return Some(fail(p, number, None, error.to_string(), raw)),
         };

@@ -12,6 +12,16 @@ use evq::direct::{self, Line, Stage};
 use evq::output::Formatter;
 use evq::{jq, json};
 use libfuzzer_sys::fuzz_target;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+thread_local! {
+    /// Compiled programs by expression: compiling jaq's standard library for
+    /// every input would take most of the time, and mutations often keep the
+    /// expression and change the line.
+    static PROGRAMS: RefCell<HashMap<String, Option<Rc<jq::Program>>>> = RefCell::default();
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, data)) = data.split_first() else { return };
@@ -20,12 +30,23 @@ fuzz_target!(|data: &[u8]| {
     let Ok(expr) = std::str::from_utf8(expr) else { return };
     let (is_map, raw_output) = (mode & 1 == 1, mode & 2 == 2);
 
-    let globals = jq::Globals::new(Vec::new());
     // Only expressions jaq compiles reach direct evaluation.
-    let Ok(program) = jq::Program::compile(expr, "fuzz", &globals) else { return };
+    let program = PROGRAMS.with_borrow_mut(|programs| {
+        if programs.len() > 10_000 {
+            programs.clear();
+        }
+        programs
+            .entry(expr.to_string())
+            .or_insert_with(|| {
+                let globals = jq::Globals::new(Vec::new());
+                jq::Program::compile(expr, "fuzz", &globals).ok().map(Rc::new)
+            })
+            .clone()
+    });
+    let Some(program) = program else { return };
     let Some(chain) = direct::compile(&[(is_map, expr)], &[]) else { return };
     let mut slots = vec![None; chain.slots];
-    let located = json::locate(raw, &chain.locate, &mut slots, chain.canonical);
+    let located = json::locate(raw, &chain.locate, &mut slots, chain.check_keys);
     let full = json::parse(raw);
     assert_eq!(located.as_ref().err(), full.as_ref().err(), "validity of {raw:?}");
     let (Ok(located), Ok(value)) = (located, full) else { return };
