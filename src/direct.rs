@@ -58,6 +58,8 @@ pub enum Expr {
     Obj(Vec<(Vec<u8>, Expr)>),
     /// `.k = EXPR`: the key as jaq writes it, its slot, the value.
     Assign(Vec<u8>, usize, Box<Expr>),
+    /// `select(EXPR)`, as a whole filter: the event, when EXPR is truthy.
+    Select(Box<Expr>),
 }
 
 /// A constant in an expression: its value and how jaq writes it.
@@ -132,7 +134,7 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
             }
             out.push(Stage::Map(c.map(&term)?));
         } else {
-            out.push(Stage::Filter(c.expr(&term)?));
+            out.push(Stage::Filter(c.filter(&term)?));
         }
     }
     Some(Chain {
@@ -152,6 +154,17 @@ struct Compiler<'v> {
 }
 
 impl Compiler<'_> {
+    /// A filter's expression: anything `expr` takes, or `select(EXPR)` (as
+    /// jq users write it), which keeps the event when EXPR is truthy.
+    fn filter(&mut self, term: &Term<&str>) -> Option<Expr> {
+        match term {
+            Term::Call("select", args) if args.len() == 1 => {
+                Some(Expr::Select(Box::new(self.expr(&args[0])?)))
+            }
+            _ => self.expr(term),
+        }
+    }
+
     /// A map's expression: anything `expr` takes, or `.k = EXPR`.
     fn map(&mut self, term: &Term<&str>) -> Option<Expr> {
         if let Term::BinOp(l, BinaryOp::Assign, r) = term {
@@ -414,7 +427,13 @@ type R<T> = Result<T, Unsure>;
 impl Line<'_> {
     /// Whether a filter keeps the event.
     pub fn keeps(&self, e: &Expr) -> R<bool> {
-        Ok(truthy(self.eval(e)?))
+        Ok(match e {
+            // The event itself is kept unless it is false or null.
+            Expr::Select(cond) => {
+                truthy(self.eval(cond)?) && truthy(Value::Token(self.located.root))
+            }
+            e => truthy(self.eval(e)?),
+        })
     }
 
     /// Writes what a map makes of the event as one output line. On `Unsure`,
@@ -566,7 +585,7 @@ impl Line<'_> {
                 // jaq fails on anything but a string.
                 _ => return Err(Unsure),
             },
-            Expr::Obj(_) | Expr::Assign(..) => return Err(Unsure),
+            Expr::Obj(_) | Expr::Assign(..) | Expr::Select(_) => return Err(Unsure),
         })
     }
 
@@ -714,6 +733,8 @@ mod tests {
         assert_eq!(filter(r#".a.s | test("y") | not"#, l), Some(true));
         assert_eq!(filter(".a.s == $lvl and .a.n > $n", l), Some(true));
         assert_eq!(filter(r#"(.b // .a.s) == "x""#, l), Some(true));
+        assert_eq!(filter("select(.a.n > 100)", l), Some(true));
+        assert_eq!(filter("select(.a.n > 100)", "null"), Some(false));
         // Left to jaq: an escaped string, indexing a string, test on a number.
         assert_eq!(filter(r#".e == "A""#, l), None);
         assert_eq!(filter(".a.s.t == 1", l), None);

@@ -273,7 +273,12 @@ fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
         let mut args: Vec<String> = DIRECT_VARS.iter().map(|s| s.to_string()).collect();
         for _ in 0..rng.next() % 3 {
             args.push("-f".to_string());
-            args.push(direct_cond(&mut rng, 0));
+            let cond = direct_cond(&mut rng, 0);
+            args.push(if rng.next().is_multiple_of(4) {
+                format!("select({cond})")
+            } else {
+                cond
+            });
         }
         if args.len() == DIRECT_VARS.len() || !rng.next().is_multiple_of(3) {
             args.push("-m".to_string());
