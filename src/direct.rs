@@ -100,6 +100,9 @@ enum Scalar<'a> {
     Float(f64),
     /// A string's bytes (no escapes).
     Str(&'a [u8]),
+    /// An escaped string, an array or an object, known only by its `rank`:
+    /// enough to compare it with a value of another type.
+    Opaque(u8),
 }
 
 /// The value of an expression on one line.
@@ -565,12 +568,12 @@ impl Line<'_> {
             Expr::Cmp(l, op, r) => {
                 let (l, r) = (self.scalar(self.eval(l)?)?, self.scalar(self.eval(r)?)?);
                 Value::Bool(match op {
-                    Cmp::Eq => equal(l, r),
-                    Cmp::Ne => !equal(l, r),
-                    Cmp::Lt => order(l, r) == Ordering::Less,
-                    Cmp::Le => order(l, r) != Ordering::Greater,
-                    Cmp::Gt => order(l, r) == Ordering::Greater,
-                    Cmp::Ge => order(l, r) != Ordering::Less,
+                    Cmp::Eq => equal(l, r)?,
+                    Cmp::Ne => !equal(l, r)?,
+                    Cmp::Lt => order(l, r)? == Ordering::Less,
+                    Cmp::Le => order(l, r)? != Ordering::Greater,
+                    Cmp::Gt => order(l, r)? == Ordering::Greater,
+                    Cmp::Ge => order(l, r)? != Ordering::Less,
                 })
             }
             Expr::And(l, r) => Value::Bool(truthy(self.eval(l)?) && truthy(self.eval(r)?)),
@@ -627,7 +630,9 @@ impl Line<'_> {
                     Kind::Int => Scalar::Int(parse(text)?),
                     Kind::Dec => Scalar::Float(parse(text)?),
                     Kind::Str => Scalar::Str(&text[1..text.len() - 1]),
-                    Kind::EscapedStr | Kind::Object | Kind::Array => return Err(Unsure),
+                    Kind::EscapedStr => Scalar::Opaque(3),
+                    Kind::Array => Scalar::Opaque(4),
+                    Kind::Object => Scalar::Opaque(5),
                 }
             }
         })
@@ -650,36 +655,42 @@ fn truthy(v: Value) -> bool {
     }
 }
 
-/// jq's order of types: null < false < true < numbers < strings.
+/// jq's order of types: null < booleans < numbers < strings < arrays < objects.
 fn rank(s: Scalar) -> u8 {
     match s {
         Scalar::Null => 0,
         Scalar::Bool(_) => 1,
         Scalar::Int(_) | Scalar::Float(_) => 2,
         Scalar::Str(_) => 3,
+        Scalar::Opaque(rank) => rank,
     }
 }
 
-/// jaq-json's `Ord for Val` and `Ord for Num` on these values.
-fn order(l: Scalar, r: Scalar) -> Ordering {
-    match (l, r) {
+/// jaq-json's `Ord for Val` and `Ord for Num` on these values; `Unsure` for
+/// two opaque values of one type.
+fn order(l: Scalar, r: Scalar) -> R<Ordering> {
+    Ok(match (l, r) {
         (Scalar::Bool(a), Scalar::Bool(b)) => a.cmp(&b),
         (Scalar::Int(a), Scalar::Int(b)) => a.cmp(&b),
         (Scalar::Int(a), Scalar::Float(b)) => float_cmp(a as f64, b),
         (Scalar::Float(a), Scalar::Int(b)) => float_cmp(a, b as f64),
         (Scalar::Float(a), Scalar::Float(b)) => float_cmp(a, b),
         (Scalar::Str(a), Scalar::Str(b)) => a.cmp(b),
-        (l, r) => rank(l).cmp(&rank(r)),
-    }
+        (l, r) if rank(l) != rank(r) => rank(l).cmp(&rank(r)),
+        (Scalar::Null, Scalar::Null) => Ordering::Equal,
+        _ => return Err(Unsure),
+    })
 }
 
-/// jaq-json's `PartialEq for Num`: an integer equals only a finite float.
-fn equal(l: Scalar, r: Scalar) -> bool {
+/// jaq-json's `PartialEq for Val` and `Num`: values of different types
+/// differ; an integer equals only a finite float.
+fn equal(l: Scalar, r: Scalar) -> R<bool> {
     match (l, r) {
         (Scalar::Int(i), Scalar::Float(f)) | (Scalar::Float(f), Scalar::Int(i)) => {
-            f.is_finite() && float_cmp(i as f64, f) == Ordering::Equal
+            Ok(f.is_finite() && float_cmp(i as f64, f) == Ordering::Equal)
         }
-        (l, r) => rank(l) == rank(r) && order(l, r) == Ordering::Equal,
+        (l, r) if rank(l) != rank(r) => Ok(false),
+        (l, r) => Ok(order(l, r)? == Ordering::Equal),
     }
 }
 
@@ -735,8 +746,12 @@ mod tests {
         assert_eq!(filter(r#"(.b // .a.s) == "x""#, l), Some(true));
         assert_eq!(filter("select(.a.n > 100)", l), Some(true));
         assert_eq!(filter("select(.a.n > 100)", "null"), Some(false));
+        // Objects, arrays and escaped strings compare with other types.
+        assert_eq!(filter(".a != null and .a > \"z\"", l), Some(true));
+        assert_eq!(filter(".e > 1", l), Some(true));
         // Left to jaq: an escaped string, indexing a string, test on a number.
         assert_eq!(filter(r#".e == "A""#, l), None);
+        assert_eq!(filter(r#".a == .a"#, l), None);
         assert_eq!(filter(".a.s.t == 1", l), None);
         assert_eq!(filter(r#".a.n | test("1")"#, l), None);
     }

@@ -204,11 +204,17 @@ fn render(code: &str, label: &str, reports: Vec<Report>) -> String {
     let mut out = String::new();
     for r in reports {
         let _ = writeln!(out, "evq: error in {label}: {}", r.message);
-        // A zero-width span (end of input) still needs one column to point at.
+        // A zero-width span still needs one character to point at: the one
+        // there, or the last one at the end of input (whole characters: a
+        // byte range inside one would not render).
         let span = if r.span.is_empty() && r.span.start >= code.len() {
-            code.len().saturating_sub(1)..code.len()
+            code.char_indices().last().map_or(0, |(i, _)| i)..code.len()
         } else if r.span.is_empty() {
-            r.span.start..r.span.start + 1
+            let width = code[r.span.start..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
+            r.span.start..r.span.start + width
         } else {
             r.span.clone()
         };

@@ -952,6 +952,24 @@ fn compile_errors_name_each_stage_by_position() {
 }
 
 #[test]
+fn compile_error_at_a_multibyte_character_is_reported_not_a_crash() {
+    // Found by the fuzzer: the caret went under half of a character.
+    let out = common::run(&["-f", "#b¡"], b"");
+    assert_eq!(common::status(&out), 2);
+    assert_eq!(
+        common::stderr(&out),
+        "evq: error in --filter #1: expected term\n  ╭─[--filter #1]\n  │\n1 │ #b¡\n  ┆   ┬\n  ┆   │\n  ┆   ╰─ unexpected end of input\n──╯\n"
+    );
+    let out = common::run(&["-m", ".a ¡"], b"");
+    assert_eq!(common::status(&out), 2);
+    assert!(
+        common::stderr(&out).contains("unexpected character ¡"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
 fn compile_error_exits_before_reading_input() {
     // Standard input stays open and empty: evq must not wait for it.
     let mut child = common::evq()
