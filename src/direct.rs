@@ -60,6 +60,19 @@ pub enum Expr {
     Assign(Vec<u8>, usize, Box<Expr>),
     /// `select(EXPR)`, as a whole filter: the event, when EXPR is truthy.
     Select(Box<Expr>),
+    /// `EXPR | startswith(s)` and the like, with a constant argument.
+    StrFn(Box<Expr>, StrFn, Lit),
+    /// `PATH | has("k")`: the path's slots (none: the event itself), and
+    /// the slot of the key below it.
+    Has(Vec<usize>, usize),
+}
+
+/// String filters with a constant argument.
+#[derive(Clone, Copy, Debug)]
+pub enum StrFn {
+    StartsWith,
+    EndsWith,
+    Contains,
 }
 
 /// A constant in an expression: its value and how jaq writes it.
@@ -215,6 +228,8 @@ impl Compiler<'_> {
                     text,
                 })
             }
+            // `has("k")` on the event itself.
+            Term::Call("has", _) => self.piped(None, Some(Vec::new()), term)?.0,
             Term::Call(name, args) if args.is_empty() => Expr::Lit(match *name {
                 "null" => Lit {
                     value: Constant::Null,
@@ -237,7 +252,15 @@ impl Compiler<'_> {
                 BinaryOp::And => Expr::And(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Or => Expr::Or(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Alt => Expr::Alt(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
-                BinaryOp::Pipe(None) => piped(self.expr(l)?, r)?,
+                BinaryOp::Pipe(None) => {
+                    let keys = self.path(l);
+                    // `. | f` is `f` on the event itself.
+                    let input = match keys.as_deref() {
+                        Some([]) => None,
+                        _ => Some(self.expr(l)?),
+                    };
+                    self.piped(input, keys, r)?.0
+                }
                 _ => return None,
             },
             Term::Obj(entries) => {
@@ -260,6 +283,61 @@ impl Compiler<'_> {
             }
             _ => return None,
         })
+    }
+
+    /// `input | term`: `not`, `test(…)`, `startswith`, `endswith`,
+    /// `contains` and `has` with constant arguments, a path (`.a | .b` is
+    /// `.a.b`), and pipes of them (`a | test("x") | not` is
+    /// `a | (test("x") | not)`). `input` is `None` for the event itself;
+    /// `keys` are the input's keys when it is a path. Returns the expression
+    /// and, when it is a path, its keys.
+    fn piped(
+        &mut self,
+        input: Option<Expr>,
+        keys: Option<Vec<Vec<u8>>>,
+        term: &Term<&str>,
+    ) -> Option<(Expr, Option<Vec<Vec<u8>>>)> {
+        if let Term::BinOp(l, BinaryOp::Pipe(None), r) = term {
+            let (mid, mid_keys) = self.piped(input, keys, l)?;
+            return self.piped(Some(mid), mid_keys, r);
+        }
+        if let (Some(keys), Some(more)) = (&keys, self.path(term)) {
+            let all = [keys.clone(), more].concat();
+            if all.is_empty() {
+                return None;
+            }
+            let slots = self.slots_of(&all);
+            return Some((Expr::Path(slots), Some(all)));
+        }
+        let string_fn = |c: &mut Self, f: StrFn, args: &[Term<&str>]| -> Option<Expr> {
+            let [arg] = args else { return None };
+            match c.expr(arg)? {
+                Expr::Lit(lit) => Some(Expr::StrFn(Box::new(input.clone()?), f, lit)),
+                _ => None,
+            }
+        };
+        let e = match term {
+            Term::Call("not", args) if args.is_empty() => Expr::Not(Box::new(input?)),
+            Term::Call("test", args) if (1..=2).contains(&args.len()) => {
+                Expr::Test(Box::new(input?), regex(&args[0], args.get(1))?)
+            }
+            Term::Call("startswith", args) => string_fn(self, StrFn::StartsWith, args)?,
+            Term::Call("endswith", args) => string_fn(self, StrFn::EndsWith, args)?,
+            Term::Call("contains", args) => string_fn(self, StrFn::Contains, args)?,
+            Term::Call("has", args) if args.len() == 1 => {
+                let keys = keys?;
+                let key = constant(&args[0])?;
+                let path = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    self.slots_of(&keys)
+                };
+                let slot = *self.slots_of(&[keys, vec![key]].concat()).last()?;
+                Expr::Has(path, slot)
+            }
+            _ => return None,
+        };
+        Some((e, None))
     }
 
     /// The keys of `.a.b`, `."a"`, `.["a"]` (with or without `?`).
@@ -298,20 +376,6 @@ impl Compiler<'_> {
         }
         out
     }
-}
-
-/// `input | term`, for the filters that take any input: `not`, `test(…)`
-/// (and pipes of them: `a | test("x") | not` is `a | (test("x") | not)`).
-fn piped(input: Expr, term: &Term<&str>) -> Option<Expr> {
-    let input = Box::new(input);
-    Some(match term {
-        Term::Call("not", args) if args.is_empty() => Expr::Not(input),
-        Term::Call("test", args) if (1..=2).contains(&args.len()) => {
-            Expr::Test(input, regex(&args[0], args.get(1))?)
-        }
-        Term::BinOp(l, BinaryOp::Pipe(None), r) => piped(piped(*input, l)?, r)?,
-        _ => return None,
-    })
 }
 
 /// A number literal as jaq reads it (see `jaq_json::Num::from_str`): a
@@ -588,6 +652,33 @@ impl Line<'_> {
                 // jaq fails on anything but a string.
                 _ => return Err(Unsure),
             },
+            Expr::StrFn(e, f, arg) => {
+                let (v, arg) = (self.scalar(self.eval(e)?)?, arg.value.scalar());
+                Value::Bool(match (f, v, arg) {
+                    (StrFn::StartsWith, Scalar::Str(s), Scalar::Str(a)) => s.starts_with(a),
+                    (StrFn::EndsWith, Scalar::Str(s), Scalar::Str(a)) => s.ends_with(a),
+                    (StrFn::Contains, Scalar::Str(s), Scalar::Str(a)) => {
+                        memchr::memmem::find(s, a).is_some()
+                    }
+                    // jaq-json's `contains` on other values is equality.
+                    (StrFn::Contains, v, a) if !matches!(v, Scalar::Opaque(_)) => equal(v, a)?,
+                    // Not a string: jaq fails (or compares arrays and objects).
+                    _ => return Err(Unsure),
+                })
+            }
+            Expr::Has(path, slot) => {
+                let object = match path.is_empty() {
+                    true => self.located.root.kind,
+                    false => match self.path(path)? {
+                        Value::Token(t) => t.kind,
+                        _ => return Err(Unsure),
+                    },
+                };
+                if object != Kind::Object {
+                    return Err(Unsure);
+                }
+                Value::Bool(self.slots[*slot].is_some())
+            }
             Expr::Obj(_) | Expr::Assign(..) | Expr::Select(_) => return Err(Unsure),
         })
     }
@@ -746,6 +837,25 @@ mod tests {
         assert_eq!(filter(r#"(.b // .a.s) == "x""#, l), Some(true));
         assert_eq!(filter("select(.a.n > 100)", l), Some(true));
         assert_eq!(filter("select(.a.n > 100)", "null"), Some(false));
+        assert_eq!(
+            filter(r#"(.a.s | startswith("x")) and (.a.s | endswith("x"))"#, l),
+            Some(true)
+        );
+        assert_eq!(
+            filter(
+                r#"(.a.s | contains("")) and (.a.s | contains("y") | not)"#,
+                l
+            ),
+            Some(true)
+        );
+        assert_eq!(filter(r#".a | .n | contains(150)"#, l), Some(true));
+        assert_eq!(
+            filter(r#"has("a") and (.a | has("z")) and (has("q") | not)"#, l),
+            Some(true)
+        );
+        assert_eq!(filter(r#".a | has("z")"#, l), Some(true));
+        assert_eq!(filter(r#".a.s | has("z")"#, l), None);
+        assert_eq!(filter(r#".e | startswith("A")"#, l), None);
         // Objects, arrays and escaped strings compare with other types.
         assert_eq!(filter(".a != null and .a > \"z\"", l), Some(true));
         assert_eq!(filter(".e > 1", l), Some(true));

@@ -206,6 +206,17 @@ const DIRECT_TESTS: &[&str] = &[
     "test(\"a p i\"; \"xi\")",
     "test(\"^$\")",
     "test(\"É\"; \"i\")",
+    "startswith(\"/api\")",
+    "endswith(\"x\")",
+    "contains(\"api\")",
+    "contains(\"\")",
+    "contains(100)",
+    "contains($lvl)",
+    "has(\"c\")",
+    "has(\"d\")",
+    ".c",
+    ".c | not",
+    "not",
 ];
 
 fn direct_cond(rng: &mut Rng, depth: u32) -> String {
@@ -215,6 +226,7 @@ fn direct_cond(rng: &mut Rng, depth: u32) -> String {
         0 => format!("{} {} {}", p(rng), rng.pick(DIRECT_OPS), l(rng)),
         1 => format!("{} {} {}", l(rng), rng.pick(DIRECT_OPS), p(rng)),
         2 => format!("{} {} {}", p(rng), rng.pick(DIRECT_OPS), p(rng)),
+        3 if rng.next().is_multiple_of(5) => rng.pick(&["has(\"a\")", "has(\"new\")"]).to_string(),
         3 => format!("({} | {})", p(rng), rng.pick(DIRECT_TESTS)),
         4 => format!(
             "({}) and ({})",
@@ -271,18 +283,17 @@ fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
     let (mut direct_events, mut events) = (0, 0);
     for case in 0..150 {
         let mut args: Vec<String> = DIRECT_VARS.iter().map(|s| s.to_string()).collect();
+        // `--filter=EXPR`: an expression may start with `-`.
         for _ in 0..rng.next() % 3 {
-            args.push("-f".to_string());
             let cond = direct_cond(&mut rng, 0);
             args.push(if rng.next().is_multiple_of(4) {
-                format!("select({cond})")
+                format!("--filter=select({cond})")
             } else {
-                cond
+                format!("--filter={cond}")
             });
         }
         if args.len() == DIRECT_VARS.len() || !rng.next().is_multiple_of(3) {
-            args.push("-m".to_string());
-            args.push(direct_map(&mut rng));
+            args.push(format!("--map={}", direct_map(&mut rng)));
         }
         if rng.next().is_multiple_of(5) {
             args.push("-r".to_string());
