@@ -567,7 +567,7 @@ impl Line<'_> {
         }
         let v = self.eval(value)?;
         let json = |piece: &[u8], out: &mut Vec<u8>| {
-            if self.located.canonical {
+            if self.located.canonical && no_del(piece) {
                 out.extend_from_slice(piece);
             } else {
                 json::write_canonical(piece, out);
@@ -608,13 +608,14 @@ impl Line<'_> {
                 {
                     return Err(Unsure);
                 }
-                let as_is = self.located.canonical
-                    || match t.kind {
-                        Kind::Null | Kind::True | Kind::False | Kind::Dec => true,
-                        Kind::Int => text != b"-0",
-                        Kind::Str => memchr::memchr(0x7f, text).is_none(),
-                        Kind::EscapedStr | Kind::Object | Kind::Array => false,
-                    };
+                let as_is = match t.kind {
+                    Kind::Null | Kind::True | Kind::False | Kind::Dec => true,
+                    Kind::Int => text != b"-0",
+                    Kind::Str => no_del(text),
+                    Kind::EscapedStr | Kind::Object | Kind::Array => {
+                        self.located.canonical && no_del(text)
+                    }
+                };
                 if as_is {
                     out.extend_from_slice(text);
                 } else {
@@ -728,6 +729,12 @@ impl Line<'_> {
             }
         })
     }
+}
+
+/// No DEL character in `json`: jaq writes it as `\u007f`. (Outside strings
+/// it would not be valid JSON.)
+fn no_del(json: &[u8]) -> bool {
+    memchr::memchr(0x7f, json).is_none()
 }
 
 fn parse<T: std::str::FromStr>(text: &[u8]) -> R<T> {
