@@ -741,15 +741,25 @@ impl<'a> Scanner<'a> {
         let s = self.s;
         loop {
             let mut i = self.i;
-            // Eight bytes at a time while none of them is special.
-            while let Some(chunk) = s.get(i..i + 8) {
-                if has_special(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
-                    break;
+            // Eight bytes at a time; the lowest bit of the mask marks the
+            // first special byte among them.
+            loop {
+                match s.get(i..i + 8) {
+                    Some(chunk) => {
+                        let mask = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                        if mask != 0 {
+                            i += mask.trailing_zeros() as usize / 8;
+                            break;
+                        }
+                        i += 8;
+                    }
+                    None => {
+                        while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
+                            i += 1;
+                        }
+                        break;
+                    }
                 }
-                i += 8;
-            }
-            while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
-                i += 1;
             }
             self.i = i;
             match s.get(i) {
@@ -905,17 +915,19 @@ const STRING_SPECIAL: [bool; 256] = {
     table
 };
 
-/// True when one of the eight bytes in `x` is in `STRING_SPECIAL`: below
-/// 0x20, a quote, a backslash, or 0x80 and above (the usual SWAR tests).
+/// The high bit of each of the eight bytes in `x` (little-endian) that is in
+/// `STRING_SPECIAL`: below 0x20, a quote, a backslash, or 0x80 and above (the
+/// usual SWAR tests). A borrow may also mark bytes above a marked one, never
+/// below: the lowest mark is exact.
 #[inline]
-fn has_special(x: u64) -> bool {
+fn special(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let below_0x20 = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
     let quote = zero_byte(x ^ (ONES * b'"' as u64));
     let backslash = zero_byte(x ^ (ONES * b'\\' as u64));
-    (below_0x20 | quote | backslash | (x & HIGH)) != 0
+    below_0x20 | quote | backslash | (x & HIGH)
 }
 
 /// The keys of one object seen so far, for `Scanner::note_key`.
@@ -1025,28 +1037,31 @@ mod tests {
 
     #[test]
     fn special_bytes_are_found_in_every_position() {
-        for special in [0u8, 0x1f, b'"', b'\\', 0x80, 0xff] {
-            for pos in 0..8 {
-                let mut bytes = *b"abcdefgh";
-                bytes[pos] = special;
-                assert!(
-                    has_special(u64::from_le_bytes(bytes)),
-                    "{special:#x} at {pos}"
-                );
-            }
-        }
+        let first = |bytes: [u8; 8]| match special(u64::from_le_bytes(bytes)) {
+            0 => None,
+            mask => Some(mask.trailing_zeros() as usize / 8),
+        };
         for plain in [b"abcdefgh", b"        ", b"~~~~}}}}", b"!#$%&'()"] {
-            assert!(!has_special(u64::from_le_bytes(*plain)));
+            assert_eq!(first(*plain), None);
         }
-        // Every byte value alone in a plain word.
+        // Every byte value at every position, alone and before another
+        // special byte (whose borrows must not hide or fake the first).
         for b in 0..=255u8 {
-            let mut bytes = *b"xxxxxxxx";
-            bytes[3] = b;
-            assert_eq!(
-                has_special(u64::from_le_bytes(bytes)),
-                STRING_SPECIAL[b as usize],
-                "{b:#x}"
-            );
+            for pos in 0..8 {
+                let mut bytes = *b"xxxxxxxx";
+                bytes[pos] = b;
+                let expected = STRING_SPECIAL[b as usize].then_some(pos);
+                assert_eq!(first(bytes), expected, "{b:#x} at {pos}");
+                for (later, other) in (pos + 1..8).zip([0u8, b'"', 0x1f, 0xff, b'\\', 0, 0x80]) {
+                    let mut bytes = bytes;
+                    bytes[later] = other;
+                    assert_eq!(
+                        first(bytes),
+                        expected.or(Some(later)),
+                        "{b:#x} at {pos}, {other:#x} at {later}"
+                    );
+                }
+            }
         }
     }
 
