@@ -732,43 +732,39 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string at `self.i` (the opening quote): checks it and returns the
-    /// span of its contents. One pass over the bytes: most log strings are
-    /// short, where a table lookup per byte beats setting up a SIMD search.
+    /// span of its contents. One pass over the bytes, eight at a time: most
+    /// log strings are short, where this beats setting up a SIMD search. The
+    /// usual case (no escape, ASCII) is inlined into the callers.
+    #[inline(always)]
     fn string_span(&mut self) -> R<Span> {
         self.i += 1;
         let start = self.i;
+        let end = special_at(self.s, start);
+        if self.s.get(end) == Some(&b'"') {
+            self.i = end + 1;
+            return Ok(Span {
+                start,
+                end,
+                escaped: false,
+            });
+        }
+        self.i = end;
+        self.string_rest(start)
+    }
+
+    /// The rest of a string from its first escape, non-ASCII or bad byte at
+    /// `self.i`.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> R<Span> {
         let mut escaped = false;
-        let s = self.s;
         loop {
-            let mut i = self.i;
-            // Eight bytes at a time; the lowest bit of the mask marks the
-            // first special byte among them.
-            loop {
-                match s.get(i..i + 8) {
-                    Some(chunk) => {
-                        let mask = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-                        if mask != 0 {
-                            i += mask.trailing_zeros() as usize / 8;
-                            break;
-                        }
-                        i += 8;
-                    }
-                    None => {
-                        while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
-                            i += 1;
-                        }
-                        break;
-                    }
-                }
-            }
-            self.i = i;
-            match s.get(i) {
+            match self.s.get(self.i) {
                 None => return self.err("EOF while parsing a string"),
                 Some(b'"') => {
                     self.i += 1;
                     return Ok(Span {
                         start,
-                        end: i,
+                        end: self.i - 1,
                         escaped,
                     });
                 }
@@ -779,6 +775,7 @@ impl<'a> Scanner<'a> {
                 Some(&b) if b >= 0x80 => self.utf8()?,
                 Some(_) => return self.err("control character in string"),
             }
+            self.i = special_at(self.s, self.i);
         }
     }
 
@@ -914,6 +911,23 @@ const STRING_SPECIAL: [bool; 256] = {
     }
     table
 };
+
+/// The index of the first byte of `s` from `i` on that is in
+/// `STRING_SPECIAL` (or `s.len()`), eight bytes at a time.
+#[inline(always)]
+fn special_at(s: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mask = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    while i < s.len() && !STRING_SPECIAL[s[i] as usize] {
+        i += 1;
+    }
+    i
+}
 
 /// The high bit of each of the eight bytes in `x` (little-endian) that is in
 /// `STRING_SPECIAL`: below 0x20, a quote, a backslash, or 0x80 and above (the
