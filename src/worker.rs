@@ -62,6 +62,31 @@ pub struct Processed {
     pub end: (u64, u64),
 }
 
+/// Direct evaluation of a batch: the chain, and buffers kept across batches.
+struct Direct {
+    chain: direct::Chain,
+    /// The tokens each line's expressions read: `chain.slots` per line.
+    slots: Vec<Option<json::Token>>,
+    /// What became of each line so far.
+    lines: Vec<Fate>,
+    /// What the map wrote for the lines, one after the other.
+    maps: Vec<u8>,
+}
+
+/// What became of one line of a batch under direct evaluation.
+enum Fate {
+    /// Not JSON.
+    Bad(json::Error),
+    /// Passed the stages so far.
+    Running(json::Located),
+    /// Dropped by this stage.
+    Dropped(usize),
+    /// The map wrote `maps[start..end]`.
+    Mapped(usize, usize),
+    /// Some stage was not sure: jaq decides.
+    Unsure,
+}
+
 pub struct Worker {
     stages: Vec<Box<dyn Stage>>,
     /// One reusable output buffer per stage, so no stage allocates per event.
@@ -70,8 +95,8 @@ pub struct Worker {
     abort_on_failure: bool,
     /// Build only these fields of each line for the stages (`None`: all).
     projection: Option<Fields>,
-    /// The chain as direct evaluation runs it, with its reusable slots.
-    direct: Option<(direct::Chain, Vec<Option<json::Token>>)>,
+    /// The chain as direct evaluation runs it, with its reusable buffers.
+    direct: Option<Direct>,
     pool: Arc<Pool>,
 }
 
@@ -91,9 +116,11 @@ impl Worker {
             formatter,
             abort_on_failure,
             projection,
-            direct: direct.map(|chain| {
-                let slots = vec![None; chain.slots];
-                (chain, slots)
+            direct: direct.map(|chain| Direct {
+                chain,
+                slots: Vec::new(),
+                lines: Vec::new(),
+                maps: Vec::new(),
             }),
             pool,
         }
@@ -102,6 +129,11 @@ impl Worker {
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
+        if let Some(direct) = self.direct.take() {
+            let direct = self.process_direct(direct, batch, &mut p);
+            self.direct = Some(direct);
+            return p;
+        }
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
@@ -115,31 +147,8 @@ impl Worker {
                     }
                     Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
                 }
-            } else if let Some(ok) = self
-                .direct
-                .is_some()
-                .then(|| self.direct_line(raw, line.number, &mut p))
-                .flatten()
-            {
-                ok
             } else {
-                let value = match &self.projection {
-                    Some(fields) => json::project(raw, fields),
-                    None => json::parse(raw),
-                };
-                match value {
-                    Ok(value) => self.stage(
-                        0,
-                        Event {
-                            value,
-                            changed: false,
-                        },
-                        raw,
-                        line.number,
-                        &mut p,
-                    ),
-                    Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
-                }
+                self.jaq_line(raw, line.number, &mut p)
             };
             if !ok && self.abort_on_failure {
                 p.aborted = true;
@@ -149,70 +158,122 @@ impl Worker {
         p
     }
 
-    /// Runs one line through the chain by direct evaluation. When that settled
-    /// the line (it was emitted, dropped, or is not JSON), returns whether it
-    /// did not fail; `None` when some stage was not sure: then the line goes
-    /// through jaq, and nothing of this attempt but its time is counted.
-    fn direct_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> Option<bool> {
-        let (chain, slots) = self.direct.as_mut().expect("direct chain");
-        let located = match json::locate(raw, &chain.locate, slots, chain.check_keys) {
-            Ok(located) => located,
-            Err(error) => return Some(fail(p, number, None, error.to_string(), raw)),
+    /// Runs one line through the stages with jaq. Returns false when an
+    /// event failed.
+    fn jaq_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
+        let value = match &self.projection {
+            Some(fields) => json::project(raw, fields),
+            None => json::parse(raw),
         };
-        let line = direct::Line {
-            raw,
-            slots,
-            located,
-        };
-        let out_start = p.out.len();
-        // Stages passed, and whether the last one run dropped the event.
-        let mut passed = 0;
-        let mut dropped = false;
-        let mut unsure = false;
-        let mut clock = Instant::now();
-        for (i, stage) in chain.stages.iter().enumerate() {
-            let result = match stage {
-                direct::Stage::Filter(e) => line.keeps(e),
-                direct::Stage::Map(e) => line
-                    .write(e, self.formatter.raw_output, &mut p.out)
-                    .map(|()| true),
+        match value {
+            Ok(value) => self.stage(
+                0,
+                Event {
+                    value,
+                    changed: false,
+                },
+                raw,
+                number,
+                p,
+            ),
+            Err(error) => fail(p, number, None, error.to_string(), raw),
+        }
+    }
+
+    /// Runs a batch through the chain by direct evaluation, one stage at a
+    /// time over all lines (so each stage's time takes two clock readings a
+    /// batch, not two an event): first every line is checked and located,
+    /// then each stage runs on the lines still there, then the lines are
+    /// settled in order. A line some stage was not sure about goes through
+    /// jaq at that point, in order; of the direct attempt only its time counts.
+    fn process_direct(&mut self, mut d: Direct, batch: &Batch, p: &mut Processed) -> Direct {
+        let width = d.chain.slots;
+        d.slots.clear();
+        d.slots.resize(batch.lines.len() * width, None);
+        d.lines.clear();
+        d.maps.clear();
+        for (n, line) in batch.lines.iter().enumerate() {
+            let slots = &mut d.slots[n * width..(n + 1) * width];
+            let located =
+                json::locate(batch.line(line), &d.chain.locate, slots, d.chain.check_keys);
+            d.lines.push(match located {
+                Ok(located) => Fate::Running(located),
+                Err(error) => Fate::Bad(error),
+            });
+        }
+        for (i, stage) in d.chain.stages.iter().enumerate() {
+            let started = Instant::now();
+            for (n, line) in batch.lines.iter().enumerate() {
+                let Fate::Running(located) = d.lines[n] else {
+                    continue;
+                };
+                let line = direct::Line {
+                    raw: batch.line(line),
+                    slots: &d.slots[n * width..(n + 1) * width],
+                    located,
+                };
+                d.lines[n] = match stage {
+                    direct::Stage::Filter(e) => match line.keeps(e) {
+                        Ok(true) => Fate::Running(located),
+                        Ok(false) => Fate::Dropped(i),
+                        Err(Unsure) => Fate::Unsure,
+                    },
+                    direct::Stage::Map(e) => {
+                        let start = d.maps.len();
+                        match line.write(e, self.formatter.raw_output, &mut d.maps) {
+                            Ok(()) => Fate::Mapped(start, d.maps.len()),
+                            Err(Unsure) => Fate::Unsure,
+                        }
+                    }
+                };
+            }
+            p.stages[i].time += started.elapsed();
+        }
+        let stages = d.chain.stages.len();
+        for (n, line) in batch.lines.iter().enumerate() {
+            let raw = batch.line(line);
+            p.events_ingested += 1;
+            let passed = match d.lines[n] {
+                Fate::Bad(ref error) => {
+                    let ok = fail(p, line.number, None, error.to_string(), raw);
+                    if !ok && self.abort_on_failure {
+                        p.aborted = true;
+                        break;
+                    }
+                    continue;
+                }
+                Fate::Unsure => {
+                    if !self.jaq_line(raw, line.number, p) && self.abort_on_failure {
+                        p.aborted = true;
+                        break;
+                    }
+                    continue;
+                }
+                Fate::Dropped(at) => at,
+                Fate::Running(_) => {
+                    // Through every filter, no map: the event is its line.
+                    self.formatter.line(&mut p.out, raw);
+                    stages
+                }
+                Fate::Mapped(start, end) => {
+                    p.out.extend_from_slice(&d.maps[start..end]);
+                    stages
+                }
             };
-            let now = Instant::now();
-            p.stages[i].time += now - clock;
-            clock = now;
-            match result {
-                Ok(true) => passed += 1,
-                Ok(false) => {
-                    dropped = true;
-                    break;
-                }
-                Err(Unsure) => {
-                    unsure = true;
-                    break;
-                }
+            for counters in &mut p.stages[..passed] {
+                counters.events_in += 1;
+                counters.events_out += 1;
             }
-        }
-        if unsure {
-            p.out.truncate(out_start);
-            return None;
-        }
-        for counters in &mut p.stages[..passed] {
-            counters.events_in += 1;
-            counters.events_out += 1;
-        }
-        if dropped {
-            let counters = &mut p.stages[passed];
-            counters.events_in += 1;
-            counters.events_filtered += 1;
-        } else {
-            if !matches!(chain.stages.last(), Some(direct::Stage::Map(_))) {
-                // No map: the event is its line.
-                self.formatter.line(&mut p.out, raw);
+            if passed < stages {
+                let counters = &mut p.stages[passed];
+                counters.events_in += 1;
+                counters.events_filtered += 1;
+            } else {
+                p.events_emitted += 1;
             }
-            p.events_emitted += 1;
+            p.events_direct += 1;
         }
-        p.events_direct += 1;
-        Some(true)
+        d
     }
 
     /// Whether the chain holds state across events (then it runs on one
