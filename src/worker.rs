@@ -235,8 +235,8 @@ impl Worker {
             p.events_ingested += 1;
             let passed = match d.lines[n] {
                 Fate::Bad(ref error) => {
-                    let ok = fail(p, line.number, None, error.to_string(), raw);
-                    if !ok && self.abort_on_failure {
+                    fail(p, line.number, None, error.to_string(), raw);
+                    if self.abort_on_failure {
                         p.aborted = true;
                         break;
                     }
