@@ -118,19 +118,19 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 
     /// Keep the event when EXPR yields at least one value that is not false or null.
-    #[arg(short = 'f', long = "filter", value_name = "EXPR", action = ArgAction::Append, help_heading = "Stages")]
+    #[arg(short = 'f', long = "filter", value_name = "EXPR", action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub filters: Vec<String>,
 
     /// Replace the event by every value EXPR yields: none drops it, several fan out.
-    #[arg(short = 'm', long = "map", value_name = "EXPR", action = ArgAction::Append, help_heading = "Stages")]
+    #[arg(short = 'm', long = "map", value_name = "EXPR", action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub maps: Vec<String>,
 
     /// Bind $NAME to the string VALUE in every expression.
-    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = ArgAction::Append, help_heading = "Stages")]
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub arg: Vec<String>,
 
     /// Bind $NAME to the JSON value JSON in every expression.
-    #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, help_heading = "Stages")]
+    #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub argjson: Vec<String>,
 
     /// Aggregate events per key over windows of event time: tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (durations like 250ms, 10s, 5m, 1h, 1d). The window stage sits where this option is in the chain.

@@ -406,6 +406,30 @@ fn stages_run_in_command_line_order() {
 // ---------------------------------------------------------------- variables
 
 #[test]
+fn values_and_expressions_may_start_with_a_hyphen() {
+    let input = b"{\"n\":-3}\n{\"n\":7}\n";
+    assert_eq!(
+        run_ok(
+            &[
+                "--argjson",
+                "min",
+                "-5",
+                "--arg",
+                "tag",
+                "-x",
+                "-f",
+                ".n > $min and .n < 0",
+                "-m",
+                "[.n, $tag]"
+            ],
+            input
+        ),
+        "[-3,\"-x\"]\n"
+    );
+    assert_eq!(run_ok(&["-m", "-.n", "-f", "-1 > ."], input), "-7\n");
+}
+
+#[test]
 fn arg_and_argjson_bind_variables() {
     let input = b"{\"user\":\"bob\",\"n\":5}\n{\"user\":\"ann\",\"n\":50}\n";
     assert_eq!(
