@@ -60,6 +60,9 @@ pub enum Expr {
     Assign(Vec<u8>, usize, Box<Expr>),
     /// `select(EXPR)`, as a whole filter: the event, when EXPR is truthy.
     Select(Box<Expr>),
+    /// `.a | EXPR` where EXPR's paths are made absolute: `.a` is evaluated
+    /// first only for its errors.
+    After(Box<Expr>, Box<Expr>),
     /// `EXPR | startswith(s)` and the like, with a constant argument.
     StrFn(Box<Expr>, StrFn, Lit),
     /// `PATH | has("k")`: the path's slots (none: the event itself), and
@@ -137,6 +140,7 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
         slots: 0,
         check_keys: false,
         vars,
+        base: Vec::new(),
     };
     if stages.is_empty() {
         return None;
@@ -167,6 +171,9 @@ struct Compiler<'v> {
     check_keys: bool,
     /// Variables by name, without `$`.
     vars: &'v [(String, Val)],
+    /// The keys of the current input (`.`) from the event's root: empty at
+    /// the top, `a` on the right of `.a | …`.
+    base: Vec<Vec<u8>>,
 }
 
 impl Compiler<'_> {
@@ -199,7 +206,7 @@ impl Compiler<'_> {
             Term::Path(..) | Term::Id => {
                 let keys = self.path(term)?;
                 if keys.is_empty() {
-                    // `.` itself: printing it would need the line canonical.
+                    // The event itself: printing it would need more care.
                     return None;
                 }
                 Expr::Path(self.slots_of(&keys))
@@ -228,8 +235,11 @@ impl Compiler<'_> {
                     text,
                 })
             }
-            // `has("k")` on the event itself.
-            Term::Call("has", _) => self.piped(None, Some(Vec::new()), term)?.0,
+            // Filters of the current input.
+            Term::Call("not" | "test" | "startswith" | "endswith" | "contains" | "has", _) => {
+                let input = self.input();
+                self.call(input, Some(self.base.clone()), term)?
+            }
             Term::Call(name, args) if args.is_empty() => Expr::Lit(match *name {
                 "null" => Lit {
                     value: Constant::Null,
@@ -252,15 +262,28 @@ impl Compiler<'_> {
                 BinaryOp::And => Expr::And(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Or => Expr::Or(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
                 BinaryOp::Alt => Expr::Alt(Box::new(self.expr(l)?), Box::new(self.expr(r)?)),
-                BinaryOp::Pipe(None) => {
-                    let keys = self.path(l);
-                    // `. | f` is `f` on the event itself.
-                    let input = match keys.as_deref() {
-                        Some([]) => None,
-                        _ => Some(self.expr(l)?),
-                    };
-                    self.piped(input, keys, r)?.0
-                }
+                BinaryOp::Pipe(None) => match self.path(l) {
+                    // `.a | f`: f with `.a` as its input, its paths below `.a`.
+                    Some(keys) => {
+                        let outer = std::mem::replace(&mut self.base, keys);
+                        let inner = self.expr(r);
+                        let keys = std::mem::replace(&mut self.base, outer);
+                        match inner? {
+                            path @ Expr::Path(_) => path,
+                            inner if keys.is_empty() => inner,
+                            // `.a` is still looked at first: it may fail.
+                            inner => Expr::After(
+                                Box::new(Expr::Path(self.slots_of(&keys))),
+                                Box::new(inner),
+                            ),
+                        }
+                    }
+                    // A computed input: only filters of it.
+                    None => {
+                        let input = self.expr(l)?;
+                        self.calls(input, r)?
+                    }
+                },
                 _ => return None,
             },
             Term::Obj(entries) => {
@@ -268,7 +291,9 @@ impl Compiler<'_> {
                 for (key, value) in entries {
                     let name = constant(key)?;
                     let value = match value {
-                        None => Expr::Path(self.slots_of(std::slice::from_ref(&name))),
+                        None => Expr::Path(
+                            self.slots_of(&[self.base.clone(), vec![name.clone()]].concat()),
+                        ),
                         Some(v) => self.expr(v)?,
                     };
                     let text = key_text(&name);
@@ -285,46 +310,51 @@ impl Compiler<'_> {
         })
     }
 
-    /// `input | term`: `not`, `test(…)`, `startswith`, `endswith`,
-    /// `contains` and `has` with constant arguments, a path (`.a | .b` is
-    /// `.a.b`), and pipes of them (`a | test("x") | not` is
-    /// `a | (test("x") | not)`). `input` is `None` for the event itself;
-    /// `keys` are the input's keys when it is a path. Returns the expression
-    /// and, when it is a path, its keys.
-    fn piped(
+    /// The current input as an expression (`None` for the event itself).
+    fn input(&mut self) -> Option<Expr> {
+        (!self.base.is_empty()).then(|| Expr::Path(self.slots_of(&self.base.clone())))
+    }
+
+    /// `input | term` for a computed input: `term` is filters of it (`not`,
+    /// `test`, …) or a pipe of them.
+    fn calls(&mut self, input: Expr, term: &Term<&str>) -> Option<Expr> {
+        match term {
+            Term::BinOp(l, BinaryOp::Pipe(None), r) => {
+                let mid = self.calls(input, l)?;
+                self.calls(mid, r)
+            }
+            _ => self.call(Some(input), None, term),
+        }
+    }
+
+    /// `not`, `test(…)`, `startswith`, `endswith`, `contains` and `has` with
+    /// constant arguments, run on `input` (`None`: the event itself), whose
+    /// keys are `keys` when it is a path.
+    fn call(
         &mut self,
         input: Option<Expr>,
         keys: Option<Vec<Vec<u8>>>,
         term: &Term<&str>,
-    ) -> Option<(Expr, Option<Vec<Vec<u8>>>)> {
-        if let Term::BinOp(l, BinaryOp::Pipe(None), r) = term {
-            let (mid, mid_keys) = self.piped(input, keys, l)?;
-            return self.piped(Some(mid), mid_keys, r);
-        }
-        if let (Some(keys), Some(more)) = (&keys, self.path(term)) {
-            let all = [keys.clone(), more].concat();
-            if all.is_empty() {
-                return None;
-            }
-            let slots = self.slots_of(&all);
-            return Some((Expr::Path(slots), Some(all)));
-        }
-        let string_fn = |c: &mut Self, f: StrFn, args: &[Term<&str>]| -> Option<Expr> {
-            let [arg] = args else { return None };
+    ) -> Option<Expr> {
+        let Term::Call(name, args) = term else {
+            return None;
+        };
+        let string_fn = |c: &mut Self, f: StrFn| -> Option<Expr> {
+            let [arg] = &args[..] else { return None };
             match c.expr(arg)? {
                 Expr::Lit(lit) => Some(Expr::StrFn(Box::new(input.clone()?), f, lit)),
                 _ => None,
             }
         };
-        let e = match term {
-            Term::Call("not", args) if args.is_empty() => Expr::Not(Box::new(input?)),
-            Term::Call("test", args) if (1..=2).contains(&args.len()) => {
+        Some(match *name {
+            "not" if args.is_empty() => Expr::Not(Box::new(input?)),
+            "test" if (1..=2).contains(&args.len()) => {
                 Expr::Test(Box::new(input?), regex(&args[0], args.get(1))?)
             }
-            Term::Call("startswith", args) => string_fn(self, StrFn::StartsWith, args)?,
-            Term::Call("endswith", args) => string_fn(self, StrFn::EndsWith, args)?,
-            Term::Call("contains", args) => string_fn(self, StrFn::Contains, args)?,
-            Term::Call("has", args) if args.len() == 1 => {
+            "startswith" => string_fn(self, StrFn::StartsWith)?,
+            "endswith" => string_fn(self, StrFn::EndsWith)?,
+            "contains" => string_fn(self, StrFn::Contains)?,
+            "has" if args.len() == 1 => {
                 let keys = keys?;
                 let key = constant(&args[0])?;
                 let path = if keys.is_empty() {
@@ -336,14 +366,13 @@ impl Compiler<'_> {
                 Expr::Has(path, slot)
             }
             _ => return None,
-        };
-        Some((e, None))
+        })
     }
 
     /// The keys of `.a.b`, `."a"`, `.["a"]` (with or without `?`).
     fn path(&self, term: &Term<&str>) -> Option<Vec<Vec<u8>>> {
         match term {
-            Term::Id => Some(Vec::new()),
+            Term::Id => Some(self.base.clone()),
             Term::Path(base, path) => {
                 let mut keys = self.path(base)?;
                 for (part, _optional) in &path.0 {
@@ -507,7 +536,25 @@ impl Line<'_> {
     /// `out` is left as it was.
     pub fn write(&self, e: &Expr, raw_output: bool, out: &mut Vec<u8>) -> R<()> {
         let start = out.len();
-        let result = match e {
+        match self.emit(e, raw_output, out) {
+            Ok(()) => {
+                out.push(b'\n');
+                Ok(())
+            }
+            Err(Unsure) => {
+                out.truncate(start);
+                Err(Unsure)
+            }
+        }
+    }
+
+    /// Writes the value of a map's expression, without the newline.
+    fn emit(&self, e: &Expr, raw_output: bool, out: &mut Vec<u8>) -> R<()> {
+        match e {
+            Expr::After(first, then) => {
+                self.eval(first)?;
+                self.emit(then, raw_output, out)
+            }
             Expr::Obj(fields) => self.object(fields, out),
             Expr::Assign(key, slot, value) => self.assign(key, *slot, value, out),
             e => {
@@ -529,16 +576,6 @@ impl Line<'_> {
                     }
                     _ => self.value(v, out),
                 }
-            }
-        };
-        match result {
-            Ok(()) => {
-                out.push(b'\n');
-                Ok(())
-            }
-            Err(Unsure) => {
-                out.truncate(start);
-                Err(Unsure)
             }
         }
     }
@@ -679,6 +716,10 @@ impl Line<'_> {
                     return Err(Unsure);
                 }
                 Value::Bool(self.slots[*slot].is_some())
+            }
+            Expr::After(first, then) => {
+                self.eval(first)?;
+                self.eval(then)?
             }
             Expr::Obj(_) | Expr::Assign(..) | Expr::Select(_) => return Err(Unsure),
         })
@@ -861,6 +902,22 @@ mod tests {
             Some(true)
         );
         assert_eq!(filter(r#".a | has("z")"#, l), Some(true));
+        // A pipe's right side runs below its input.
+        assert_eq!(
+            filter(r#".a.s | startswith("x") and endswith("x")"#, l),
+            Some(true)
+        );
+        assert_eq!(
+            filter(r#".a | .n > 100 and (.s | . == "x")"#, l),
+            Some(true)
+        );
+        assert_eq!(
+            filter(r#". | .a | has("n") and (.none | not)"#, l),
+            Some(true)
+        );
+        assert_eq!(filter(".a.s | true", l), Some(true));
+        // `.a.s.t` fails in jaq (a string indexed), even when unused.
+        assert_eq!(filter(".a.s.t | true", l), None);
         assert_eq!(filter(r#".a.s | has("z")"#, l), None);
         assert_eq!(filter(r#".e | startswith("A")"#, l), None);
         // Objects, arrays and escaped strings compare with other types.

@@ -217,6 +217,10 @@ const DIRECT_TESTS: &[&str] = &[
     ".c",
     ".c | not",
     "not",
+    ". == \"x\"",
+    ".c > 1 and . != null",
+    "(.c | . == 1) or has(\"d\")",
+    "true",
 ];
 
 fn direct_cond(rng: &mut Rng, depth: u32) -> String {
@@ -266,6 +270,7 @@ fn direct_map(rng: &mut Rng) -> String {
         2 => format!(".new = {}", direct_value(rng)),
         3 => format!(".a = {}", direct_value(rng)),
         4 => direct_value(rng),
+        5 if rng.next().is_multiple_of(2) => format!("{} | {{c, x: .d}}", rng.pick(DIRECT_PATHS)),
         _ => format!("{{s: {}}}", direct_value(rng)),
     }
 }
