@@ -12,8 +12,8 @@
 //! printed from the line is spelled as jaq spells it (`json::write_canonical`).
 //! `tests/projection.rs` and the fuzz target compare both paths.
 
+use crate::fields::constant;
 use crate::json::{self, Kind, Locate, Located, Token};
-use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::Part;
@@ -490,22 +490,6 @@ fn regex(re: &Term<&str>, flags: Option<&Term<&str>>) -> Option<Regex> {
         }
     }
     builder.build().ok()
-}
-
-/// The text of a constant string term.
-fn constant(term: &Term<&str>) -> Option<Vec<u8>> {
-    let Term::Str(None, parts) = term else {
-        return None;
-    };
-    let mut text = String::new();
-    for part in parts {
-        match part {
-            StrPart::Str(s) => text.push_str(s),
-            StrPart::Char(c) => text.push(*c),
-            StrPart::Term(_) => return None,
-        }
-    }
-    Some(text.into_bytes())
 }
 
 /// One line, located: what expressions run on.

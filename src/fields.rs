@@ -236,8 +236,9 @@ impl Analysis<'_> {
     }
 }
 
-/// The key of `.k`, `."k"` or `.["k"]`, when it is a constant string.
-fn constant(term: &Term<&str>) -> Option<Vec<u8>> {
+/// The key of `.k`, `."k"` or `.["k"]`, when it is a constant string
+/// (the text of any constant string term).
+pub(crate) fn constant(term: &Term<&str>) -> Option<Vec<u8>> {
     let Term::Str(None, parts) = term else {
         return None;
     };

@@ -857,45 +857,8 @@ impl<'a> Scanner<'a> {
     /// The text of a checked string span.
     fn unescape(&self, span: Span) -> Vec<u8> {
         let raw = &self.s[span.start..span.end];
-        if !span.escaped {
-            return raw.to_vec();
-        }
         let mut out = Vec::with_capacity(raw.len());
-        let mut i = 0;
-        while i < raw.len() {
-            let Some(at) = memchr::memchr(b'\\', &raw[i..]) else {
-                out.extend_from_slice(&raw[i..]);
-                break;
-            };
-            out.extend_from_slice(&raw[i..i + at]);
-            i += at + 1;
-            let c = match raw[i] {
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                b'u' => {
-                    let unit = |at: usize| {
-                        u32::from_str_radix(std::str::from_utf8(&raw[at..at + 4]).unwrap(), 16)
-                            .unwrap()
-                    };
-                    let hi = unit(i + 1);
-                    i += 4;
-                    let code = if (0xD800..=0xDBFF).contains(&hi) {
-                        let lo = unit(i + 3);
-                        i += 6;
-                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                    } else {
-                        hi
-                    };
-                    char::from_u32(code).expect("checked escape")
-                }
-                other => other as char,
-            };
-            i += 1;
-            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-        }
+        write_text(raw, &mut out);
         out
     }
 }

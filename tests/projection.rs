@@ -306,18 +306,7 @@ fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
         if rng.next().is_multiple_of(4) {
             args.extend(["--on-error", "abort"].map(String::from));
         }
-        let full = run(&args, &path, true);
-        let direct = run(&args, &path, false);
-        assert_eq!(direct.0, full.0, "case {case} {args:?}: exit status");
-        assert!(
-            direct.1 == full.1,
-            "case {case} {args:?}: stdout\n--- direct\n{}--- full\n{}",
-            String::from_utf8_lossy(&direct.1),
-            String::from_utf8_lossy(&full.1)
-        );
-        assert_eq!(direct.2, full.2, "case {case} {args:?}: failure reports");
-        assert_eq!(direct.3, full.3, "case {case} {args:?}: stats");
-        assert!(direct.4 == full.4, "case {case} {args:?}: dead letter");
+        assert_same_as_full_parse(case, &args, &path, "direct");
         let (direct, ingested) = events_direct(&args, &path);
         direct_events += direct;
         events += ingested;
@@ -341,6 +330,24 @@ fn events_direct(args: &[String], path: &std::path::Path) -> (u64, u64) {
     let stats = common::stats_json(&out);
     let count = |key: &str| stats[key].as_u64().unwrap();
     (count("events_direct"), count("events_ingested"))
+}
+
+/// Runs `args` on `path` with the shortcuts (`label`) and with full parses,
+/// and checks that both give the same output, reports, stats, dead letter
+/// and exit status.
+fn assert_same_as_full_parse(case: u32, args: &[String], path: &std::path::Path, label: &str) {
+    let full = run(args, path, true);
+    let ours = run(args, path, false);
+    assert_eq!(ours.0, full.0, "case {case} {args:?}: exit status");
+    assert!(
+        ours.1 == full.1,
+        "case {case} {args:?}: stdout\n--- {label}\n{}--- full\n{}",
+        String::from_utf8_lossy(&ours.1),
+        String::from_utf8_lossy(&full.1)
+    );
+    assert_eq!(ours.2, full.2, "case {case} {args:?}: failure reports");
+    assert_eq!(ours.3, full.3, "case {case} {args:?}: stats");
+    assert!(ours.4 == full.4, "case {case} {args:?}: dead letter");
 }
 
 fn run(
@@ -413,18 +420,7 @@ fn projected_and_full_parses_agree_on_generated_chains() {
             );
             args.push(expr(&mut rng));
         }
-        let full = run(&args, &path, true);
-        let projected = run(&args, &path, false);
-        assert_eq!(projected.0, full.0, "case {case} {args:?}: exit status");
-        assert!(
-            projected.1 == full.1,
-            "case {case} {args:?}: stdout\n--- projected\n{}--- full\n{}",
-            String::from_utf8_lossy(&projected.1),
-            String::from_utf8_lossy(&full.1)
-        );
-        assert_eq!(projected.2, full.2, "case {case} {args:?}: failure reports");
-        assert_eq!(projected.3, full.3, "case {case} {args:?}: stats");
-        assert!(projected.4 == full.4, "case {case} {args:?}: dead letter");
+        assert_same_as_full_parse(case, &args, &path, "projected");
         if projected_fields(&args, &path) {
             projected_chains += 1;
         }
