@@ -277,13 +277,7 @@ fn direct_map(rng: &mut Rng) -> String {
 
 #[test]
 fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
-    let mut input = String::new();
-    for line in DIRECT_LINES {
-        writeln!(input, "{line}").unwrap();
-    }
-    let dir = common::tempdir();
-    let path = dir.path().join("in.ndjson");
-    std::fs::write(&path, &input).unwrap();
+    let (_dir, path) = input_file(DIRECT_LINES);
     let mut rng = Rng(11);
     let (mut direct_events, mut events) = (0, 0);
     for case in 0..150 {
@@ -330,6 +324,19 @@ fn events_direct(args: &[String], path: &std::path::Path) -> (u64, u64) {
     let stats = common::stats_json(&out);
     let count = |key: &str| stats[key].as_u64().unwrap();
     (count("events_direct"), count("events_ingested"))
+}
+
+/// `lines` written to a file in a new temporary folder (kept while the first
+/// value lives).
+fn input_file(lines: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let mut input = String::new();
+    for line in lines {
+        writeln!(input, "{line}").unwrap();
+    }
+    let dir = common::tempdir();
+    let path = dir.path().join("in.ndjson");
+    std::fs::write(&path, &input).unwrap();
+    (dir, path)
 }
 
 /// Runs `args` on `path` with the shortcuts (`label`) and with full parses,
@@ -396,13 +403,7 @@ fn run(
 
 #[test]
 fn projected_and_full_parses_agree_on_generated_chains() {
-    let mut input = String::new();
-    for line in LINES {
-        writeln!(input, "{line}").unwrap();
-    }
-    let dir = common::tempdir();
-    let path = dir.path().join("in.ndjson");
-    std::fs::write(&path, &input).unwrap();
+    let (_dir, path) = input_file(LINES);
     let mut rng = Rng(7);
     let mut projected_chains = 0;
     for case in 0..120 {
