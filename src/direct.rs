@@ -1,8 +1,9 @@
 //! Direct evaluation: the common shapes of filter and map expressions (paths,
 //! literals and `--arg`/`--argjson` variables, comparisons, `and`/`or`/`not`,
-//! `//`, `test("re")`, object construction, `.k = EXPR`) run straight on the
-//! tokens of the input line, with no jaq value built and nothing allocated per
-//! event.
+//! `//`, `test`, `startswith`/`endswith`/`contains`/`has`, pipes from paths,
+//! object construction, `.k = EXPR`, `select`) run straight on the tokens of
+//! the input line (`json::locate`), with no jaq value built and nothing
+//! allocated per event.
 //!
 //! It is a shortcut, never a second semantics: an expression is taken only
 //! when every part of it is understood here, and at run time any case whose
