@@ -188,7 +188,7 @@ impl Worker {
     /// jaq at that point, in order; of the direct attempt only its time counts.
     fn process_direct(&mut self, mut d: Direct, batch: &Batch, p: &mut Processed) -> Direct {
         let width = d.chain.slots;
-        d.slots.clear();
+        // `locate` empties each line's slots itself.
         d.slots.resize(batch.lines.len() * width, None);
         d.lines.clear();
         d.maps.clear();

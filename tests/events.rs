@@ -88,17 +88,6 @@ fn run_ok(args: &[&str], stdin: &[u8]) -> String {
     common::stdout(&out)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// Epoch seconds formatted as `YYYY-MM-DDTHH:MM:SSZ` (what `todate` prints).
 fn iso8601(epoch: i64) -> String {
     let (days, secs) = (epoch.div_euclid(86400), epoch.rem_euclid(86400));
@@ -126,7 +115,7 @@ fn epoch_of(ts: &str) -> i64 {
         ts.ends_with('Z') && &ts[10..11] == "T",
         "unexpected timestamp {ts}"
     );
-    days_from_civil(n(0..4), n(5..7), n(8..10)) * 86400
+    common::days_from_civil(n(0..4), n(5..7), n(8..10)) * 86400
         + n(11..13) * 3600
         + n(14..16) * 60
         + n(17..19)

@@ -312,8 +312,8 @@ fn direct_evaluation_and_full_parses_agree_on_generated_chains() {
     );
 }
 
-/// How many events evq settled by direct evaluation for this chain, of how many.
-fn events_direct(args: &[String], path: &std::path::Path) -> (u64, u64) {
+/// The stats of running evq (shortcuts on) with `args` on `path`.
+fn stats_of(args: &[String], path: &std::path::Path) -> serde_json::Value {
     let out = common::evq()
         .env_remove("EVQ_FULL_PARSE")
         .arg("--stats=json")
@@ -321,7 +321,12 @@ fn events_direct(args: &[String], path: &std::path::Path) -> (u64, u64) {
         .arg(path)
         .output()
         .unwrap();
-    let stats = common::stats_json(&out);
+    common::stats_json(&out)
+}
+
+/// How many events evq settled by direct evaluation for this chain, of how many.
+fn events_direct(args: &[String], path: &std::path::Path) -> (u64, u64) {
+    let stats = stats_of(args, path);
     let count = |key: &str| stats[key].as_u64().unwrap();
     (count("events_direct"), count("events_ingested"))
 }
@@ -435,15 +440,7 @@ fn projected_and_full_parses_agree_on_generated_chains() {
 
 /// Whether evq read only some fields for this chain (stats say which).
 fn projected_fields(args: &[String], path: &std::path::Path) -> bool {
-    let out = common::evq()
-        .env_remove("EVQ_FULL_PARSE")
-        .arg("--stats=json")
-        .args(args)
-        .arg(path)
-        .output()
-        .unwrap();
-    let stats = common::stats_json(&out);
-    stats["fields_read"].is_array()
+    stats_of(args, path)["fields_read"].is_array()
 }
 
 /// `fields_read` from the stats of running evq with `args` on no input.

@@ -56,24 +56,12 @@ struct Reference {
 
 /// Runs tests/window_reference.py with `args` on `input`.
 fn reference(args: &[&str], input: &[u8]) -> Reference {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .arg(REFERENCE)
+    let mut cmd = Command::new("python3");
+    cmd.arg(REFERENCE)
         .arg("--bounds")
         .args(args)
-        .current_dir(common::root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait for python3");
-    writer.join().unwrap();
+        .current_dir(common::root());
+    let out = common::feed(cmd, input);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -393,14 +381,7 @@ fn utc_ms(text: &str) -> i64 {
     } else {
         0
     };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = common::days_from_civil(y, m, d);
     ((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms
 }
 

@@ -25,22 +25,40 @@ pub fn evq() -> Command {
 
 /// Runs evq with `args`, feeding `stdin`, and returns its output.
 pub fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = evq();
+    cmd.args(args);
+    feed(cmd, stdin)
+}
+
+/// Runs `cmd` with `stdin` written to its standard input (from a thread, so
+/// a child that writes much before reading cannot block) and returns its output.
+pub fn feed(mut cmd: Command, stdin: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = evq()
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn evq");
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let out = child.wait_with_output().expect("wait for evq");
+    let out = child.wait_with_output().expect("wait for the child");
     writer.join().unwrap();
     out
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 pub fn stdout(out: &Output) -> String {
