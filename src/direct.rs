@@ -71,6 +71,22 @@ pub enum Expr {
     Has(Vec<usize>, usize),
 }
 
+impl Expr {
+    /// Whether evaluating this starts by evaluating the path `slots` (or a
+    /// path through it): then an `After` for that path would do it twice.
+    fn looks_first_at(&self, slots: &[usize]) -> bool {
+        match self {
+            Expr::Path(p) => p.starts_with(slots),
+            Expr::Has(p, _) => p == slots,
+            Expr::Not(e) | Expr::Test(e, _) | Expr::StrFn(e, ..) => e.looks_first_at(slots),
+            Expr::Cmp(l, ..) | Expr::And(l, _) | Expr::Or(l, _) | Expr::Alt(l, _) => {
+                l.looks_first_at(slots)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// String filters with a constant argument.
 #[derive(Clone, Copy, Debug)]
 pub enum StrFn {
@@ -269,14 +285,16 @@ impl Compiler<'_> {
                         let outer = std::mem::replace(&mut self.base, keys);
                         let inner = self.expr(r);
                         let keys = std::mem::replace(&mut self.base, outer);
-                        match inner? {
-                            path @ Expr::Path(_) => path,
-                            inner if keys.is_empty() => inner,
+                        let inner = inner?;
+                        if keys.is_empty() {
+                            return Some(inner);
+                        }
+                        let first = self.slots_of(&keys);
+                        if inner.looks_first_at(&first) {
+                            inner
+                        } else {
                             // `.a` is still looked at first: it may fail.
-                            inner => Expr::After(
-                                Box::new(Expr::Path(self.slots_of(&keys))),
-                                Box::new(inner),
-                            ),
+                            Expr::After(Box::new(Expr::Path(first)), Box::new(inner))
                         }
                     }
                     // A computed input: only filters of it.
