@@ -28,13 +28,13 @@ variables in every expression; $ARGS.named holds them all.";
 const EXIT_STATUSES: &[(&str, &str)] = &[
     (
         "0",
-        "success (also when the output pipe was closed early, as by evq ... | head -1)",
+        "success, also when the output pipe was closed early (as by evq ... | head -1)",
     ),
     ("1", "no event was emitted, with -e/--exit-status"),
     ("2", "usage error, or an expression that does not compile"),
     (
         "3",
-        "one or more events failed (with --on-error skip or abort)",
+        "one or more events failed (with --on-error skip or abort), even if the pipe closed after",
     ),
     (
         "4",
@@ -309,6 +309,17 @@ pub fn parse() -> Args {
     vars.sort_by_key(|(i, _, _, _)| *i);
     args.vars = vars.into_iter().map(|(_, j, n, v)| (j, n, v)).collect();
     args
+}
+
+/// What evq says when run with nothing to do (no stage, no FILE, standard
+/// input a terminal): the usage line, an example, and where to read more.
+pub fn short_usage() -> String {
+    let usage = command().render_usage().to_string();
+    let (what, example) = EXAMPLES[0];
+    format!(
+        "evq: no stage and no FILE, and standard input is a terminal: nothing to do\n{}\n\n{what}\n    {example}\n\nTry 'evq --help' for more information.",
+        usage.trim_end()
+    )
 }
 
 /// Renders the man page from the definitions above: clap_mangen's sections,

@@ -28,7 +28,8 @@ const TICK: Duration = Duration::from_millis(100);
 enum Stop {
     /// `--on-error abort` met a failed event.
     Abort,
-    /// The reader of standard output went away: end quietly.
+    /// The reader of standard output went away: end quietly, with the exit
+    /// status of what was read so far.
     BrokenPipe,
     /// Output or dead letter could not be written: the message to print.
     Io(String),
@@ -512,10 +513,10 @@ impl Collector {
                 StatsFormat::Text => eprint!("{}", self.stats.to_text()),
             }
         }
-        match stopped {
-            Some(Stop::BrokenPipe) => return status::OK,
-            Some(Stop::Io(_)) => return status::IO,
-            Some(Stop::Abort) | None => {}
+        // A closed output pipe ends the run quietly, with the status the
+        // input read so far gives (as if it had ended there).
+        if let Some(Stop::Io(_)) = stopped {
+            return status::IO;
         }
         if signal != 0 {
             status::signalled(signal)

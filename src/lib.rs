@@ -21,6 +21,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// jaq-json's writing macros (used by `output::write_json`) name `alloc`.
+extern crate alloc;
+
 pub mod checkpoint;
 pub mod cli;
 pub mod direct;

@@ -2,7 +2,8 @@
 //! the dead-letter file of failed events.
 
 use base64::Engine as _;
-use jaq_json::Val;
+use jaq_json::write::Pp;
+use jaq_json::{Num, Val};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -33,9 +34,37 @@ impl Formatter {
         match v {
             Val::TStr(s) | Val::BStr(s) if self.raw_output => out.extend_from_slice(s),
             // Writing into a Vec cannot fail.
-            _ => jaq_json::write::write(out, &Default::default(), 0, v).expect("write to memory"),
+            _ => write_json(out, &Default::default(), 0, v).expect("write to memory"),
         }
         out.push(b'\n');
+    }
+}
+
+/// Writes `v` as JSON, as jaq-json does except for what JSON cannot hold:
+/// infinities are written as the largest finite doubles and NaN as `null`,
+/// as jq 1.7 does, so that whatever evq writes can be read back as JSON.
+///
+/// ```
+/// use jaq_json::Val;
+/// let mut out = Vec::new();
+/// let v = Val::Arr(vec![Val::from(f64::INFINITY), Val::from(-f64::INFINITY), Val::from(f64::NAN)].into());
+/// evq::output::write_json(&mut out, &Default::default(), 0, &v).unwrap();
+/// assert_eq!(out, b"[1.7976931348623157e+308,-1.7976931348623157e+308,null]");
+/// ```
+pub fn write_json(w: &mut dyn Write, pp: &Pp, level: usize, v: &Val) -> io::Result<()> {
+    use jaq_json::{format_val, style, write_utf8};
+    match v {
+        Val::Num(Num::Float(f)) if !f.is_finite() => {
+            let text = if f.is_nan() {
+                "null"
+            } else if *f > 0.0 {
+                "1.7976931348623157e+308"
+            } else {
+                "-1.7976931348623157e+308"
+            };
+            style!(w, pp, num, write!(w, "{text}"))
+        }
+        _ => jaq_json::write_val!(w, pp, level, v, write_json),
     }
 }
 

@@ -260,6 +260,11 @@ impl Fatal {
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
+        if args.stages.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal() {
+            // Nothing to do but wait for a person to type events: say how
+            // evq is used instead, as jq and ripgrep do.
+            return Err(Fatal::usage(crate::cli::short_usage()));
+        }
         let has_window = args.window.is_some() || !args.aggs.is_empty();
         for (given, option) in [
             (!args.keys.is_empty(), "--key"),
@@ -296,10 +301,12 @@ impl Plan {
         };
         chain.build()?;
 
+        mistaken_expression(&args)?;
         let mut sources: Vec<Source> = args.files.iter().map(|p| Source::new(p)).collect();
         if sources.is_empty() {
             sources.push(Source::new("-".as_ref()));
         }
+        refuse_overwriting_inputs(&args, &sources)?;
 
         let checkpoint = match &args.checkpoint {
             None => None,
@@ -429,4 +436,79 @@ fn var_name(option: &str, name: &str) -> Result<String, Fatal> {
             "evq: {option}: '{name}' is not a variable name (letters, digits and _, not starting with a digit)"
         )))
     }
+}
+
+/// The jq habit `evq EXPR FILE`: a FILE argument that does not exist but
+/// compiles as a jq expression was meant as one. Said before anything is
+/// read, rather than failing on a missing file and passing the rest through.
+fn mistaken_expression(args: &Args) -> Result<(), Fatal> {
+    for (i, file) in args.files.iter().enumerate() {
+        let Some(text) = file.to_str() else { continue };
+        if text == "-" || std::fs::symlink_metadata(file).is_ok() {
+            continue;
+        }
+        let globals = Globals::new(variables(&args.vars).unwrap_or_default());
+        if Program::compile(text, "FILE", &globals).is_err() {
+            continue;
+        }
+        let mut example = format!("evq -m '{}'", text.replace('\'', "'\\''"));
+        for other in args.files.iter().enumerate().filter(|(j, _)| *j != i) {
+            example.push(' ');
+            example.push_str(&shell_quote(&other.1.to_string_lossy()));
+        }
+        return Err(Fatal::usage(format!(
+            "evq: '{text}' is not a file; an expression goes after -f (filter) or -m (map), as in: {example}"
+        )));
+    }
+    Ok(())
+}
+
+/// `text` as one shell word: bare when that is safe, else in single quotes.
+fn shell_quote(text: &str) -> String {
+    let bare = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./,:=+@%".contains(&b));
+    if bare {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Refuses `-o`, `--dead-letter` or `--checkpoint` naming a file that is also
+/// an input (the same device and inode, however spelled, standard input
+/// included), before anything is opened for writing: evq would truncate or
+/// append to what it is reading.
+fn refuse_overwriting_inputs(args: &Args, sources: &[Source]) -> Result<(), Fatal> {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let inputs: Vec<(String, (u64, u64))> = sources
+        .iter()
+        .filter_map(|s| {
+            let path = s.path.as_deref().unwrap_or("/dev/stdin".as_ref());
+            Some((s.display().to_string(), identity(path)?))
+        })
+        .collect();
+    let written = [
+        ("-o", args.output.as_ref()),
+        ("--dead-letter", args.dead_letter.as_ref()),
+        ("--checkpoint", args.checkpoint.as_ref()),
+    ];
+    for (option, path) in written {
+        let Some(path) = path else { continue };
+        let Some(id) = identity(path) else { continue };
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| *i == id) {
+            return Err(Fatal::usage(format!(
+                "evq: {option} {} is also an input ({input}): evq would overwrite what it reads; write to another file",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -45,6 +45,9 @@ pub struct InputStats {
 
 #[derive(Serialize, Default, Debug)]
 pub struct Stats {
+    /// When the report was taken: RFC 3339, UTC, to the millisecond (so
+    /// reports in a log line up with other logs).
+    pub time: String,
     pub events_ingested: u64,
     pub events_emitted: u64,
     pub events_filtered: u64,
@@ -90,6 +93,9 @@ impl Stats {
     /// Fills in the totals derived from the counters.
     pub fn finish(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
+        self.time = jiff::Timestamp::now()
+            .round(jiff::Unit::Millisecond)
+            .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string());
         self.events_filtered = self.stages.iter().map(|s| s.events_filtered).sum();
         let secs = elapsed.as_secs_f64();
         self.events_per_sec = if secs > 0.0 {
@@ -116,8 +122,8 @@ impl Stats {
             self.parse_failed,
         ));
         out.push_str(&format!(
-            "evq: {} bytes read in {:.1} ms, {:.0} events/s\n",
-            self.bytes_read, ms, self.events_per_sec
+            "evq: {} bytes read in {:.1} ms, {:.0} events/s, at {}\n",
+            self.bytes_read, ms, self.events_per_sec, self.time
         ));
         match &self.fields_read {
             Some(fields) if !fields.is_empty() => {
