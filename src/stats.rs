@@ -94,8 +94,8 @@ impl Stats {
     pub fn finish(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
         self.time = jiff::Timestamp::now()
-            .round(jiff::Unit::Millisecond)
-            .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string());
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
         self.events_filtered = self.stages.iter().map(|s| s.events_filtered).sum();
         let secs = elapsed.as_secs_f64();
         self.events_per_sec = if secs > 0.0 {

@@ -387,6 +387,7 @@ fn run(
     let mut stats: serde_json::Value =
         serde_json::from_str(stats_line).unwrap_or_else(|e| panic!("stats ({e}): {stderr}"));
     for key in [
+        "time",
         "elapsed_ms",
         "events_per_sec",
         "fields_read",
