@@ -166,6 +166,15 @@ pub struct Args {
     )]
     pub follow_interval: String,
 
+    /// With --follow: keep reading a rotated file (renamed away, a new file under its name) for DURATION after the rotation is seen, alongside the new file, so lines its writer still appends are not lost; a partial last line waits for its newline that long. The same idea as Fluent Bit's Rotate_Wait.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        help_heading = "Input"
+    )]
+    pub rotate_wait: String,
+
     /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again).
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub checkpoint: Option<PathBuf>,
