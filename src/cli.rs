@@ -153,7 +153,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", help_heading = "Windows")]
     pub lateness: Option<String>,
 
-    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, truncated ones read again from the start), until SIGINT or SIGTERM.
+    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, the old one still read for --rotate-wait; truncated ones are read again from the start), until SIGINT or SIGTERM.
     #[arg(short = 'F', long, help_heading = "Input")]
     pub follow: bool,
 
@@ -166,7 +166,7 @@ pub struct Args {
     )]
     pub follow_interval: String,
 
-    /// With --follow: keep reading a rotated file (renamed away, a new file under its name) for DURATION after the rotation is seen, alongside the new file, so lines its writer still appends are not lost; a partial last line waits for its newline that long. The same idea as Fluent Bit's Rotate_Wait.
+    /// With --follow: after a rotation is seen (the file renamed away, a new file under its name), keep reading the old file alongside the new one for DURATION, so lines its writer still appends are not lost and a partial last line can get its newline; then it is read to its end and closed. The same idea as Fluent Bit's Rotate_Wait.
     #[arg(
         long,
         value_name = "DURATION",
