@@ -153,7 +153,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", help_heading = "Windows")]
     pub lateness: Option<String>,
 
-    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, truncated ones read again from the start), until SIGINT or SIGTERM.
+    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, the old one still read for --rotate-wait; truncated ones are read again from the start), until SIGINT or SIGTERM.
     #[arg(short = 'F', long, help_heading = "Input")]
     pub follow: bool,
 
@@ -165,6 +165,15 @@ pub struct Args {
         help_heading = "Input"
     )]
     pub follow_interval: String,
+
+    /// With --follow: after a rotation is seen (the file renamed away, a new file under its name), keep reading the old file alongside the new one for DURATION, so lines its writer still appends are not lost and a partial last line can get its newline; then it is read to its end and closed. The same idea as Fluent Bit's Rotate_Wait.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        help_heading = "Input"
+    )]
+    pub rotate_wait: String,
 
     /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again).
     #[arg(long, value_name = "FILE", help_heading = "Input")]

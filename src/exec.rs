@@ -69,7 +69,30 @@ struct Saving {
     path: std::path::PathBuf,
     every: Duration,
     last: Instant,
-    entries: Vec<Option<crate::checkpoint::Entry>>,
+    entries: Vec<Entries>,
+}
+
+/// Where one input stands: the file under its name, and under `--follow` the
+/// last file rotated away from it, which may still be read (`--rotate-wait`).
+/// Both are saved, so a later run given the rotated file under its new name
+/// too resumes each where this one stopped.
+#[derive(Clone, Default)]
+struct Entries {
+    current: Option<crate::checkpoint::Entry>,
+    rotated: Option<crate::checkpoint::Entry>,
+}
+
+impl Entries {
+    /// The entry of the file with this device and inode. Lines of a rotated
+    /// file may come before the new file's `Opened`: then it is still current.
+    fn of(&mut self, (dev, ino): (u64, u64)) -> Option<&mut crate::checkpoint::Entry> {
+        let is = |e: &crate::checkpoint::Entry| e.id.dev == dev && e.id.ino == ino;
+        match (&mut self.current, &mut self.rotated) {
+            (Some(e), _) if is(e) => Some(e),
+            (_, Some(e)) if is(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// `--stats-every`: when to print next, and the counts at the last report.
@@ -139,7 +162,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     // resume); what this run reaches is kept here and written as it goes.
     let (loaded_checkpoint, saving) = match plan.checkpoint {
         Some((path, loaded, every)) => {
-            let entries = vec![None; plan.sources.len()];
+            let entries = vec![Entries::default(); plan.sources.len()];
             (
                 Some(loaded),
                 Some(Saving {
@@ -227,8 +250,8 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             };
             let checkpoint = checkpoint.as_ref();
             match follow {
-                Some(poll) => {
-                    input::follow_all(&sources, &mut deal, &stop, &pool, poll, checkpoint)
+                Some(follow) => {
+                    input::follow_all(&sources, &mut deal, &stop, &pool, &follow, checkpoint)
                 }
                 None => input::read_all(&sources, &mut deal, &stop, &pool, checkpoint),
             }
@@ -307,7 +330,12 @@ impl Collector {
                 Outcome::Opened { source, entry } => {
                     taken += 1;
                     if let Some(saving) = &mut self.saving {
-                        saving.entries[source] = Some(entry);
+                        // A second file for a source is the new one after a
+                        // rotation: the one before is the rotated one now.
+                        let entries = &mut saving.entries[source];
+                        if let Some(before) = entries.current.replace(entry) {
+                            entries.rotated = Some(before);
+                        }
                     }
                 }
             }
@@ -370,7 +398,12 @@ impl Collector {
         }
         let checkpoint = crate::checkpoint::Checkpoint {
             version: 1,
-            files: saving.entries.iter().flatten().cloned().collect(),
+            files: saving
+                .entries
+                .iter()
+                .flat_map(|e| e.current.iter().chain(&e.rotated))
+                .cloned()
+                .collect(),
         };
         checkpoint.save(&saving.path).map_err(|e| {
             Stop::Io(format!(
@@ -456,7 +489,7 @@ impl Collector {
             return Err(Stop::Abort);
         }
         if let (Some(saving), true) = (&mut self.saving, batch.from_reader)
-            && let Some(entry) = &mut saving.entries[batch.source]
+            && let Some(entry) = saving.entries[batch.source].of(batch.file)
         {
             (entry.offset, entry.line) = batch.end;
         }

@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// How much one read asks for; a batch holds the complete lines of one or more reads.
 const CHUNK: usize = 256 * 1024;
@@ -107,6 +108,11 @@ pub struct Batch {
     /// lines so far (what `--checkpoint` records).
     pub end_offset: u64,
     pub end_line: u64,
+    /// Device and inode of the file the lines come from ((0, 0) for standard
+    /// input): under `--follow`, a source's lines may come from the file now
+    /// under its name or from the one rotated away from it (`--rotate-wait`),
+    /// and `end_offset` and `end_line` are that file's.
+    pub file: (u64, u64),
 }
 
 impl Batch {
@@ -118,7 +124,9 @@ impl Batch {
 /// What the reader thread tells the executor.
 pub enum Message {
     Batch(Batch),
-    /// With `--checkpoint`: a file was opened, at this position (its batches follow).
+    /// With `--checkpoint`: a file was opened, at this position (its batches
+    /// follow). Under `--follow`, a later one for the same source is the new
+    /// file after a rotation: the file open before goes on as the rotated one.
     Opened {
         source: usize,
         entry: Entry,
@@ -178,6 +186,7 @@ fn open(
     deliver: &mut dyn FnMut(Message) -> bool,
 ) -> io::Result<Option<(Box<dyn io::Read>, LineReader)>> {
     let mut file = File::open(path)?;
+    let id = identity(&file)?;
     let Some((offset, line)) = position(index, path, &file, checkpoint, deliver)? else {
         return Ok(None);
     };
@@ -192,7 +201,14 @@ fn open(
         io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
         Box::new(file)
     };
-    Ok(Some((reader, LineReader::resumed(index, offset, line))))
+    Ok(Some((reader, LineReader::resumed(index, id, offset, line))))
+}
+
+/// Device and inode of an open file.
+fn identity(file: &File) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Where to start reading `file`: where the checkpoint says its last run
@@ -264,17 +280,29 @@ fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>
     })
 }
 
+/// How `--follow` follows.
+#[derive(Clone, Copy, Debug)]
+pub struct Follow {
+    /// How often idle files are looked at (`--follow-interval`).
+    pub interval: Duration,
+    /// How long a rotated file is still read after its rotation is seen (`--rotate-wait`).
+    pub rotate_wait: Duration,
+}
+
 /// `--follow`: reads every file to its end, then keeps reading each as it
-/// grows, like `tail -F`, until `stop` is set. A file replaced under its name
-/// (rotation) is read to its end, then the new one from its start; a file that
-/// shrank (truncation) is read again from its start. Compressed files are read
-/// once, not followed.
+/// grows, like `tail -F`, until `stop` is set. When a file is replaced under
+/// its name (rotation), the new one is read from its start at once, and the
+/// old one is still read alongside for `rotate_wait` (what its writer still
+/// appends, and a partial last line waiting for its newline), then read to
+/// its end, a last line without newline included, and closed. A file that
+/// shrank (truncation) is read again from its start. Compressed files are
+/// read once, not followed.
 pub fn follow_all(
     sources: &[Source],
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
     pool: &Pool,
-    poll: std::time::Duration,
+    follow: &Follow,
     checkpoint: Option<&Checkpoint>,
 ) {
     let mut followed: Vec<Followed> = sources
@@ -285,7 +313,7 @@ pub fn follow_all(
     while stop.load(Ordering::Relaxed) == 0 {
         let mut progressed = false;
         for f in &mut followed {
-            match f.poll(deliver, stop, pool, checkpoint) {
+            match f.poll(deliver, stop, pool, follow.rotate_wait, checkpoint) {
                 Ok(Some(p)) => progressed |= p,
                 Ok(None) => return, // nobody listens
                 Err(error) => {
@@ -299,7 +327,7 @@ pub fn follow_all(
             }
         }
         if !progressed {
-            std::thread::sleep(poll);
+            std::thread::sleep(follow.interval);
         }
     }
 }
@@ -312,10 +340,20 @@ struct Followed {
     /// Device and inode of the open file: a new pair under the path means rotation.
     id: Option<(u64, u64)>,
     lines: LineReader,
+    /// The file rotated away from under the path, still read for a while.
+    rotated: Option<Rotated>,
     /// Whether the file is done with (compressed, or standard input at its end).
     done: bool,
     /// Whether "cannot open" was reported (once, not every poll).
     reported: bool,
+}
+
+/// A rotated file still being read, through the descriptor opened before
+/// its rotation, until `until`.
+struct Rotated {
+    file: File,
+    lines: LineReader,
+    until: Instant,
 }
 
 impl Followed {
@@ -327,17 +365,62 @@ impl Followed {
             file: None,
             id: None,
             lines: LineReader::new(index),
+            rotated: None,
             done: false,
             reported: false,
         }
     }
 
-    /// Reads what is new. `Some(progressed)`, or `None` when the receiver hung up.
+    /// Reads what is new: in the rotated file first (its lines are older),
+    /// then in the file under the path. `Some(progressed)`, or `None` when
+    /// the receiver hung up.
     fn poll(
         &mut self,
         deliver: &mut dyn FnMut(Message) -> bool,
         stop: &AtomicUsize,
         pool: &Pool,
+        rotate_wait: Duration,
+        checkpoint: Option<&Checkpoint>,
+    ) -> io::Result<Option<bool>> {
+        let Some(old) = self.poll_rotated(deliver, stop, pool)? else {
+            return Ok(None);
+        };
+        let current = self.poll_current(deliver, stop, pool, rotate_wait, checkpoint)?;
+        Ok(current.map(|new| new | old))
+    }
+
+    /// Reads what is new in the rotated file; once its time is up, reads it
+    /// to its end (an unterminated last line too) and closes it.
+    fn poll_rotated(
+        &mut self,
+        deliver: &mut dyn FnMut(Message) -> bool,
+        stop: &AtomicUsize,
+        pool: &Pool,
+    ) -> io::Result<Option<bool>> {
+        let Some(rotated) = &mut self.rotated else {
+            return Ok(Some(false));
+        };
+        let last = Instant::now() >= rotated.until;
+        let ended = rotated
+            .lines
+            .read_available(&mut rotated.file, deliver, stop, pool, last);
+        if last || ended.is_err() {
+            self.rotated = None;
+        }
+        Ok(match ended? {
+            Ended::HungUp => None,
+            Ended::End(any) => Some(any),
+        })
+    }
+
+    /// Reads what is new in the file under the path, opening it first if
+    /// needed, and looks for rotation and truncation.
+    fn poll_current(
+        &mut self,
+        deliver: &mut dyn FnMut(Message) -> bool,
+        stop: &AtomicUsize,
+        pool: &Pool,
+        rotate_wait: Duration,
         checkpoint: Option<&Checkpoint>,
     ) -> io::Result<Option<bool>> {
         use std::os::unix::fs::MetadataExt;
@@ -382,9 +465,9 @@ impl Followed {
                 return Ok(None);
             };
             io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
-            let meta = file.metadata()?;
-            self.id = Some((meta.dev(), meta.ino()));
-            self.lines = LineReader::resumed(self.index, offset, line);
+            let id = identity(&file)?;
+            self.id = Some(id);
+            self.lines = LineReader::resumed(self.index, id, offset, line);
             self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened above");
@@ -399,22 +482,29 @@ impl Followed {
         let position = io::Seek::stream_position(file)?;
         match std::fs::metadata(&path) {
             Ok(meta) if Some((meta.dev(), meta.ino())) != self.id => {
-                // Rotated: the old file is done (its last line too); the new
-                // one is read from its start on the next poll.
-                let mut old = self.file.take().expect("open");
-                if self
-                    .lines
-                    .read_available(&mut old, deliver, stop, pool, true)?
-                    == Ended::HungUp
+                // Rotated: the new file is read from its start on the next
+                // poll; the old one goes on being read for `rotate_wait`,
+                // with its partial last line. A file rotated before is done
+                // now (its last line too).
+                if let Some(mut before) = self.rotated.take()
+                    && before
+                        .lines
+                        .read_available(&mut before.file, deliver, stop, pool, true)?
+                        == Ended::HungUp
                 {
                     return Ok(None);
                 }
+                self.rotated = Some(Rotated {
+                    file: self.file.take().expect("open"),
+                    lines: std::mem::replace(&mut self.lines, LineReader::new(self.index)),
+                    until: Instant::now() + rotate_wait,
+                });
                 Ok(Some(true))
             }
             Ok(meta) if meta.len() < position => {
                 // Truncated: read again from the start, counting lines anew.
                 io::Seek::rewind(file)?;
-                self.lines = LineReader::new(self.index);
+                self.lines = LineReader::resumed(self.index, self.lines.file, 0, 0);
                 Ok(Some(true))
             }
             // Unchanged, or moved away with nothing in its place yet: keep reading it.
@@ -453,15 +543,17 @@ struct LineReader {
     carry: Vec<u8>,
     /// Bytes read but not yet reported in a batch.
     unsent: u64,
+    /// Device and inode of the file read (`Batch::file`).
+    file: (u64, u64),
 }
 
 impl LineReader {
     fn new(source: usize) -> LineReader {
-        LineReader::resumed(source, 0, 0)
+        LineReader::resumed(source, (0, 0), 0, 0)
     }
 
     /// A reader that starts `offset` bytes and `line` lines into its source.
-    fn resumed(source: usize, offset: u64, line: u64) -> LineReader {
+    fn resumed(source: usize, file: (u64, u64), offset: u64, line: u64) -> LineReader {
         let mut splitter = Splitter::new(source);
         splitter.line_number = line;
         splitter.at_start = offset == 0;
@@ -470,6 +562,7 @@ impl LineReader {
             splitter,
             carry: Vec::new(),
             unsent: 0,
+            file,
         }
     }
 
@@ -532,6 +625,7 @@ impl LineReader {
                 .split(data, cut, std::mem::take(&mut self.unsent));
             self.offset += cut as u64;
             batch.end_offset = self.offset;
+            batch.file = self.file;
             if (!batch.lines.is_empty() || batch.bytes > 0) && !deliver(Message::Batch(batch)) {
                 return Ok(Ended::HungUp);
             }
@@ -597,6 +691,7 @@ impl Splitter {
             bytes,
             end_offset: 0,
             end_line: self.line_number,
+            file: (0, 0),
         }
     }
 }

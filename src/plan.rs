@@ -33,8 +33,9 @@ pub struct Plan {
         crate::checkpoint::Checkpoint,
         std::time::Duration,
     )>,
-    /// `--follow`: how often to look at idle files; `None` without it.
-    pub follow: Option<std::time::Duration>,
+    /// `--follow`: how often to look at idle files and how long to read a
+    /// rotated one; `None` without it.
+    pub follow: Option<crate::input::Follow>,
     /// Print the stats this often while running (`--stats-every`).
     pub stats_every: Option<std::time::Duration>,
     pub on_error: OnError,
@@ -358,9 +359,12 @@ impl Plan {
         // in input order (reading and writing still run apart).
         let interval = time::parse_duration(&args.follow_interval)
             .map_err(|e| Fatal::usage(format!("evq: --follow-interval: {e}")))?;
-        let follow = args
-            .follow
-            .then(|| std::time::Duration::from_millis(interval as u64));
+        let rotate_wait = time::parse_duration(&args.rotate_wait)
+            .map_err(|e| Fatal::usage(format!("evq: --rotate-wait: {e}")))?;
+        let follow = args.follow.then(|| crate::input::Follow {
+            interval: std::time::Duration::from_millis(interval as u64),
+            rotate_wait: std::time::Duration::from_millis(rotate_wait as u64),
+        });
         let stats_every = match &args.stats_every {
             None => None,
             Some(text) => Some(std::time::Duration::from_millis(

@@ -60,6 +60,8 @@ pub struct Processed {
     pub last: bool,
     /// The source's position after this batch: byte offset and lines.
     pub end: (u64, u64),
+    /// The file `end` is in: device and inode (`Batch::file`).
+    pub file: (u64, u64),
 }
 
 /// Direct evaluation of a batch: the chain, and buffers kept across batches.
@@ -129,6 +131,7 @@ impl Worker {
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
+        p.file = batch.file;
         if let Some(direct) = self.direct.take() {
             let direct = self.process_direct(direct, batch, &mut p);
             self.direct = Some(direct);
@@ -332,6 +335,7 @@ impl Worker {
             from_reader: true,
             last: false,
             end: (0, 0),
+            file: (0, 0),
         }
     }
 

@@ -64,6 +64,7 @@ fn batch(lines: usize) -> Batch {
         bytes: 0,
         end_offset: 0,
         end_line: lines as u64,
+        file: (0, 0),
     }
 }
 

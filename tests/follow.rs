@@ -175,3 +175,183 @@ fn compressed_files_are_read_once_not_followed() {
     assert_eq!(status, 143);
     assert_eq!(stats["events_ingested"], 40);
 }
+
+/// The output's lines, sorted (lines from a rotated file and from the new
+/// one may interleave either way).
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+impl Follower {
+    /// Waits (at most 10 s) until the output holds exactly `expected`, in any order.
+    fn expect_unordered(&self, expected: &[&str]) {
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = std::fs::read_to_string(&self.out).unwrap_or_default();
+            if got.ends_with('\n') && sorted_lines(&got) == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for lines {want:?}\n--- got\n{got}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A writer that keeps its descriptor, as a logging process does.
+fn writer(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+fn write(file: &mut std::fs::File, text: &str) {
+    use std::io::Write;
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn lines_written_to_a_rotated_file_after_the_new_one_appears_are_read() {
+    let dir = common::tempdir();
+    let log = dir.path().join("rot.ndjson");
+    let mut old = writer(&log);
+    let f = Follower::start(dir.path(), &["rot.ndjson"], &[]);
+    write(&mut old, "{\"n\":1}\n{\"n\":2}\n");
+    f.expect("{\"n\":1}\n{\"n\":2}\n");
+    std::fs::rename(&log, dir.path().join("rot.ndjson.1")).unwrap();
+    common::append(&log, "{\"n\":100}\n");
+    // The new file is read: evq has seen the rotation.
+    f.expect("{\"n\":1}\n{\"n\":2}\n{\"n\":100}\n");
+    // The writer has not reopened yet: its line goes to the old file.
+    write(&mut old, "{\"n\":3}\n");
+    common::append(&log, "{\"n\":101}\n");
+    f.expect_unordered(&[
+        "{\"n\":1}",
+        "{\"n\":2}",
+        "{\"n\":100}",
+        "{\"n\":3}",
+        "{\"n\":101}",
+    ]);
+    let (status, stats) = f.stop();
+    assert_eq!(status, 143);
+    assert_eq!(stats["events_ingested"], 5);
+    assert_eq!(stats["events_failed"], 0);
+    assert_eq!(stats["inputs"][0]["lines"], 5);
+}
+
+#[test]
+fn a_partial_line_at_rotation_waits_for_its_newline() {
+    let dir = common::tempdir();
+    let log = dir.path().join("rot.ndjson");
+    let mut old = writer(&log);
+    let f = Follower::start(dir.path(), &["rot.ndjson"], &["--dead-letter", "dl.ndjson"]);
+    write(&mut old, "{\"n\":1}\n{\"n\":");
+    f.expect("{\"n\":1}\n");
+    std::fs::rename(&log, dir.path().join("rot.ndjson.1")).unwrap();
+    common::append(&log, "{\"n\":100}\n");
+    f.expect("{\"n\":1}\n{\"n\":100}\n");
+    write(&mut old, "5}\n");
+    f.expect_unordered(&["{\"n\":1}", "{\"n\":100}", "{\"n\":5}"]);
+    let (status, stats) = f.stop();
+    assert_eq!(status, 143);
+    assert_eq!(stats["events_failed"], 0);
+    assert_eq!(stats["parse_failed"], 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dl.ndjson")).unwrap(),
+        ""
+    );
+}
+
+#[test]
+fn a_rotated_file_is_read_no_more_after_the_rotate_wait() {
+    let dir = common::tempdir();
+    let log = dir.path().join("rot.ndjson");
+    let dl = dir.path().join("dl.ndjson");
+    let mut old = writer(&log);
+    let f = Follower::start(
+        dir.path(),
+        &["rot.ndjson"],
+        &["--rotate-wait", "300ms", "--dead-letter", "dl.ndjson"],
+    );
+    write(&mut old, "{\"n\":1}\n{\"n\":");
+    f.expect("{\"n\":1}\n");
+    std::fs::rename(&log, dir.path().join("rot.ndjson.1")).unwrap();
+    common::append(&log, "{\"n\":100}\n");
+    f.expect("{\"n\":1}\n{\"n\":100}\n");
+    // When the wait is over, the unterminated last line is read as the
+    // file's last line, as at the end of any file: here it is not JSON.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let text = std::fs::read_to_string(&dl).unwrap_or_default();
+        if text.ends_with('\n') {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let record: serde_json::Value = serde_json::from_str(&failed).unwrap();
+    assert_eq!(record["line"], 2);
+    assert_eq!(record["raw"], "{\"n\":");
+    // The old file is closed: what its writer adds now is not read, while
+    // the new file still is.
+    write(&mut old, "{\"n\":3}\n");
+    common::append(&log, "{\"n\":101}\n");
+    f.expect("{\"n\":1}\n{\"n\":100}\n{\"n\":101}\n");
+    std::thread::sleep(Duration::from_millis(100));
+    f.expect("{\"n\":1}\n{\"n\":100}\n{\"n\":101}\n");
+    let (status, stats) = f.stop();
+    assert_eq!(status, 143);
+    assert_eq!(stats["events_failed"], 1);
+}
+
+#[test]
+fn a_bad_rotate_wait_is_a_usage_error() {
+    let out = common::run(
+        &["-F", "--rotate-wait", "5x", &common::fixture("app.ndjson")],
+        b"",
+    );
+    assert_eq!(common::status(&out), 2);
+    assert!(
+        common::stderr(&out).starts_with("evq: --rotate-wait: invalid duration \"5x\""),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_checkpoint_taken_while_a_rotated_file_is_read_resumes_both_files() {
+    let dir = common::tempdir();
+    let log = dir.path().join("rot.ndjson");
+    let mut old = writer(&log);
+    let f = Follower::start(dir.path(), &["rot.ndjson"], &["--checkpoint", "cp.json"]);
+    write(&mut old, "{\"n\":1}\n");
+    f.expect("{\"n\":1}\n");
+    std::fs::rename(&log, dir.path().join("rot.ndjson.1")).unwrap();
+    common::append(&log, "{\"n\":100}\n");
+    f.expect("{\"n\":1}\n{\"n\":100}\n");
+    write(&mut old, "{\"n\":2}\n");
+    f.expect_unordered(&["{\"n\":1}", "{\"n\":100}", "{\"n\":2}"]);
+    // Stopped while the rotated file is still read (--rotate-wait 5s).
+    assert_eq!(f.stop().0, 143);
+    write(&mut old, "{\"n\":3}\n");
+    common::append(&log, "{\"n\":101}\n");
+    // The next run, given the rotated file under its new name too, reads
+    // only what is new in each.
+    let out = common::evq()
+        .current_dir(dir.path())
+        .args(["--checkpoint", "cp.json", "rot.ndjson.1", "rot.ndjson"])
+        .output()
+        .unwrap();
+    assert_eq!(common::stderr(&out), "");
+    assert_eq!(common::stdout(&out), "{\"n\":3}\n{\"n\":101}\n");
+    assert_eq!(common::status(&out), 0);
+}
