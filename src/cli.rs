@@ -207,11 +207,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Accounting")]
     pub dead_letter: Option<PathBuf>,
 
-    /// Show a progress bar on standard error even when it is not a terminal.
+    /// Show a progress bar on standard error even when it is not a terminal, or is the terminal the events go to (they then mix).
     #[arg(long, overrides_with = "no_progress", help_heading = "Accounting")]
     pub progress: bool,
 
-    /// Never show a progress bar (by default it shows when standard error is a terminal).
+    /// Never show a progress bar (by default it shows when standard error is a terminal and the events go elsewhere: a pipe, a file, -o).
     #[arg(long, overrides_with = "progress", help_heading = "Accounting")]
     pub no_progress: bool,
 
