@@ -22,7 +22,8 @@ mark at the start of a file and a missing final newline are not errors.
 
 Expressions are in the jq language as implemented by jaq, standard library \
 included ($ENV, regular expressions, time functions). --arg and --argjson bind \
-variables in every expression; $ARGS.named holds them all.";
+variables in every expression; $ARGS.named holds them all. debug and stderr \
+write on standard error as in jq 1.7 (debug: [\"DEBUG:\",VALUE], one line each).";
 
 /// Exit statuses, for `--help` and the man page alike.
 const EXIT_STATUSES: &[(&str, &str)] = &[

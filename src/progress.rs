@@ -18,10 +18,24 @@ use std::time::Duration;
 /// Redraws per second at most: the bar must cost nothing next to the work.
 const HZ: u8 = 10;
 
-/// The bar of the run, if one is shown, for text printed from any thread:
-/// worker threads print `debug` output while the collector thread owns the
-/// bar. Holding the lock while writing keeps each text whole.
-static ABOVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+/// Standard error as shared by all threads: worker threads print `debug`
+/// output while the collector thread owns the bar. Holding the lock while
+/// writing keeps each text whole.
+static ABOVE: Mutex<Above> = Mutex::new(Above {
+    bar: None,
+    line_open: false,
+});
+
+struct Above {
+    /// The bar of the run, if one is shown.
+    bar: Option<ProgressBar>,
+    /// The last text did not end its line (jq's `stderr` writes no newline).
+    line_open: bool,
+}
+
+fn above() -> std::sync::MutexGuard<'static, Above> {
+    ABOVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Whether the bar shows without `--progress` or `--no-progress`: standard
 /// error is a terminal, and the events (standard output, or the `-o` file)
@@ -52,18 +66,35 @@ fn identity(fd: BorrowedFd) -> Option<(u64, u64)> {
 /// over it otherwise). Write errors are ignored: standard error is the last
 /// resort.
 pub fn eprint(text: &[u8]) {
-    let bar = ABOVE.lock().unwrap_or_else(PoisonError::into_inner);
+    write(&mut above(), text);
+}
+
+/// Writes one line of evq's own (a diagnostic) as `eprint` does, starting a
+/// new line first if a `stderr` text left one open.
+pub fn eprintln(text: &str) {
+    let mut above = above();
+    let open = if above.line_open { "\n" } else { "" };
+    write(&mut above, format!("{open}{text}\n").as_bytes());
+}
+
+fn write(above: &mut Above, text: &[u8]) {
+    if text.is_empty() {
+        return;
+    }
     let write = |newline: bool| {
         let mut err = io::stderr().lock();
         let _ = err.write_all(text);
-        if newline && !text.is_empty() && !text.ends_with(b"\n") {
+        if newline && !text.ends_with(b"\n") {
             let _ = err.write_all(b"\n");
         }
         let _ = err.flush();
     };
-    match &*bar {
+    match &above.bar {
         Some(bar) if !bar.is_hidden() => bar.suspend(|| write(true)),
-        _ => write(false),
+        _ => {
+            write(false);
+            above.line_open = !text.ends_with(b"\n");
+        }
     }
 }
 
@@ -97,7 +128,7 @@ impl Progress {
             ),
         };
         bar.enable_steady_tick(Duration::from_millis(1000 / HZ as u64));
-        *ABOVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+        above().bar = Some(bar.clone());
         Progress { bar: Some(bar) }
     }
 
@@ -111,14 +142,14 @@ impl Progress {
 
     /// Prints a diagnostic line on standard error, above the bar if there is one.
     pub fn eprintln(&self, text: &str) {
-        eprint(format!("{text}\n").as_bytes());
+        eprintln(text);
     }
 
     /// Removes the bar, before the stats are printed.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            let mut above = ABOVE.lock().unwrap_or_else(PoisonError::into_inner);
-            *above = None;
+            let mut above = above();
+            above.bar = None;
             bar.finish_and_clear();
         }
     }

@@ -181,3 +181,32 @@ fn progress_forces_the_bar_even_on_the_terminal_of_the_events() {
         assert!(shown.contains(line), "{line} missing: {shown:?}");
     }
 }
+
+#[test]
+fn debug_lines_above_the_bar() {
+    let dir = common::tempdir();
+    let (file, kept) = big_input(dir.path());
+    let out = dir.path().join("out.ndjson");
+    let command = format!(
+        "sleep 1 | '{}' -m '.n | select(. % 1000 == 0) | debug' '{file}' - > '{}'",
+        env!("CARGO_BIN_EXE_evq"),
+        out.display()
+    );
+    let Some(shown) = on_terminal(&command) else {
+        return;
+    };
+    assert!(shown.contains(" in, "), "no bar: {shown:?}");
+    assert_eq!(String::from_utf8(common::read(&out)).unwrap(), kept);
+    // Each debug line is whole, at the start of a line (after the bar was
+    // cleared from it).
+    for n in kept.lines() {
+        let line = format!("[\"DEBUG:\",{n}]\n");
+        let at = shown
+            .find(&line)
+            .unwrap_or_else(|| panic!("{line:?} missing: {shown:?}"));
+        assert!(
+            at == 0 || shown[..at].ends_with('\n') || shown[..at].ends_with("\x1b[2K"),
+            "{line:?} not at the start of a line: {shown:?}"
+        );
+    }
+}
