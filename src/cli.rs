@@ -22,7 +22,8 @@ mark at the start of a file and a missing final newline are not errors.
 
 Expressions are in the jq language as implemented by jaq, standard library \
 included ($ENV, regular expressions, time functions). --arg and --argjson bind \
-variables in every expression; $ARGS.named holds them all.";
+variables in every expression; $ARGS.named holds them all. debug and stderr \
+write on standard error as in jq 1.7 (debug: [\"DEBUG:\",VALUE], one line each).";
 
 /// Exit statuses, for `--help` and the man page alike.
 const EXIT_STATUSES: &[(&str, &str)] = &[
@@ -216,11 +217,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Accounting")]
     pub dead_letter: Option<PathBuf>,
 
-    /// Show a progress bar on standard error even when it is not a terminal.
+    /// Show a progress bar on standard error even when it is not a terminal, or is the terminal the events go to (they then mix).
     #[arg(long, overrides_with = "no_progress", help_heading = "Accounting")]
     pub progress: bool,
 
-    /// Never show a progress bar (by default it shows when standard error is a terminal).
+    /// Never show a progress bar (by default it shows when standard error is a terminal and the events go elsewhere: a pipe, a file, -o).
     #[arg(long, overrides_with = "progress", help_heading = "Accounting")]
     pub no_progress: bool,
 

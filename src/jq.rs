@@ -1,6 +1,8 @@
 //! The jq language, through jaq: compiling a stage's expression with the
 //! standard library and the user's variables, running it on one value, and
-//! rendering compile errors with a caret under the offending span.
+//! rendering compile errors with a caret under the offending span. `debug`
+//! and `stderr` write on standard error as jq 1.7's do (jaq-std leaves them
+//! to the `log` crate, where nothing would be printed).
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, compile, data, load};
@@ -69,8 +71,9 @@ impl Program {
             .chain(jaq_std::defs())
             .chain(jaq_json::defs());
         let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
+            .chain(jaq_std::funs().filter(|(name, ..)| !MESSAGES.contains(name)))
+            .chain(jaq_json::funs())
+            .chain(messages());
         let arena = Arena::default();
         let modules = Loader::new(defs)
             .load(&arena, File { code, path: () })
@@ -110,6 +113,50 @@ impl Program {
         }
         Ok(())
     }
+}
+
+/// jaq-std's native filters under `debug`, `debug(msgs)`, `stderr` and
+/// `halt_error`, replaced by `messages`.
+const MESSAGES: [&str; 2] = ["debug_empty", "stderr_empty"];
+
+/// The filters named in `MESSAGES`, writing what jq 1.7 writes: `debug`, one
+/// line `["DEBUG:",VALUE]` in compact JSON; `stderr`, a string's text or any
+/// other value's compact JSON, without a newline. They print from the worker
+/// threads, above the progress bar, a whole text at a time.
+fn messages() -> impl Iterator<Item = jaq_core::native::Fun<Data>> {
+    use jaq_core::native::{Filter, run, v};
+    let funs: [Filter<jaq_core::RunPtr<Data>>; 2] = [
+        (MESSAGES[0], v(0), debug_empty),
+        (MESSAGES[1], v(0), stderr_empty),
+    ];
+    funs.into_iter().map(run::<Data>)
+}
+
+fn debug_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
+    let mut text = b"[\"DEBUG:\",".to_vec();
+    write_json(&mut text, &cv.1);
+    text.extend_from_slice(b"]\n");
+    crate::progress::eprint(&text);
+    Box::new(core::iter::empty())
+}
+
+fn stderr_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
+    match &cv.1 {
+        Val::TStr(s) | Val::BStr(s) => crate::progress::eprint(s),
+        v => {
+            let mut text = Vec::new();
+            write_json(&mut text, v);
+            crate::progress::eprint(&text);
+        }
+    }
+    Box::new(core::iter::empty())
+}
+
+/// Compact JSON, written as the events are (`output::Formatter::value`).
+// NOTE: the events' writer is to write infinities and NaN as valid JSON
+// (issue 9, item 1); these messages are to follow it when it does.
+fn write_json(out: &mut Vec<u8>, v: &Val) {
+    jaq_json::write::write(out, &Default::default(), 0, v).expect("write to memory");
 }
 
 /// One compile error: a message and the span of the expression it is about.

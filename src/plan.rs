@@ -11,7 +11,6 @@ use crate::stage::window::{WindowConfig, WindowStage, agg, time};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::status;
 use jaq_json::Val;
-use std::io::IsTerminal;
 
 pub struct Plan {
     pub sources: Vec<Source>,
@@ -41,7 +40,8 @@ pub struct Plan {
     pub on_error: OnError,
     pub exit_status: bool,
     pub quiet: bool,
-    /// Show the progress bar; `progress_forced` draws it even off a terminal.
+    /// Show the progress bar; `progress_forced` draws it even off a terminal
+    /// or on the one the events go to.
     pub progress: bool,
     pub progress_forced: bool,
 }
@@ -354,7 +354,9 @@ impl Plan {
             })?),
         };
 
-        let progress = !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+        // Never between events on a terminal, unless asked for (see progress.rs).
+        let progress = !args.no_progress
+            && (args.progress || crate::progress::by_default(args.output.as_deref()));
         // A window keeps state across events: its chain runs on one worker,
         // in input order (reading and writing still run apart).
         let interval = time::parse_duration(&args.follow_interval)
