@@ -26,8 +26,8 @@ pub struct Globals {
 
 impl Globals {
     /// Binds `named` (in command-line order) plus `$ENV` and `$ARGS`; modules
-    /// come from `library`.
-    pub fn new(named: Vec<(String, Val)>, library: Arc<Library>) -> Self {
+    /// come from jq's default search path (see `with_library`).
+    pub fn new(named: Vec<(String, Val)>) -> Self {
         let env = std::env::vars_os()
             .map(|(k, v)| {
                 let (k, v) = (k.to_string_lossy(), v.to_string_lossy());
@@ -54,8 +54,13 @@ impl Globals {
         Globals {
             names,
             values,
-            library,
+            library: Arc::default(),
         }
+    }
+
+    /// Modules come from `library` (`-L`).
+    pub fn with_library(self, library: Arc<Library>) -> Self {
+        Globals { library, ..self }
     }
 }
 
@@ -70,11 +75,13 @@ const DEFAULT_SEARCH: [&str; 3] = ["~/.jq", "$ORIGIN/../lib/jq", "$ORIGIN/../lib
 pub struct Library {
     /// `-L` directories, in command-line order; none: `DEFAULT_SEARCH`.
     paths: Vec<PathBuf>,
-    /// Each request (importing file, path as written, metadata, extension)
-    /// with the file found and its contents, or why none was.
-    found: Mutex<HashMap<(PathBuf, String, String, &'static str), Found>>,
+    /// Each request with the file found and its contents, or why none was.
+    found: Mutex<HashMap<Request, Found>>,
 }
 
+/// An import: the importing file, the path as written, the metadata (as
+/// debug text) and the extension looked for.
+type Request = (PathBuf, String, String, &'static str);
 type Found = Result<(PathBuf, Arc<[u8]>), String>;
 
 impl Library {

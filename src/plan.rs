@@ -201,7 +201,7 @@ impl Chain {
 
     /// Compiles every stage; the error reports each one that does not compile.
     pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Fatal> {
-        let globals = Globals::new(variables(&self.vars)?, self.library.clone());
+        let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
         let mut stages: Vec<Box<dyn Stage>> = Vec::new();
         let mut errors = String::new();
         for (i, (kind, expr)) in self.stages.iter().enumerate() {

@@ -112,7 +112,11 @@ impl Lib {
 fn import_calls_a_module_s_functions_by_its_name() {
     let lib = Lib::new();
     lib.map("import \"m\" as m; m::f", "{\"a\":5}\n", "6\n");
-    lib.map("import \"m\" as m; [m::f, m::g]", "{\"a\":1}\n", "[2,\"g\"]\n");
+    lib.map(
+        "import \"m\" as m; [m::f, m::g]",
+        "{\"a\":1}\n",
+        "[2,\"g\"]\n",
+    );
     // The long option, repeated: directories are searched in order.
     let out = lib.evq(
         &[
@@ -260,7 +264,10 @@ fn a_missing_data_file_is_a_compile_error_not_another_variable() {
 "#,
     );
     // Without -L: jq's default search path, named as jq names it.
-    let out = lib.evq(&["--arg", "x", "1", "-m", "import \"nope\" as $t; $t"], "{}\n");
+    let out = lib.evq(
+        &["--arg", "x", "1", "-m", "import \"nope\" as $t; $t"],
+        "{}\n",
+    );
     assert_eq!(common::status(&out), 2);
     assert_eq!(common::stdout(&out), "");
     assert!(
