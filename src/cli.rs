@@ -134,6 +134,10 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub argjson: Vec<String>,
 
+    /// Look in DIR for the modules and data files that import and include name (repeat for several, searched in order). Default: ~/.jq, $ORIGIN/../lib/jq, $ORIGIN/../lib ($ORIGIN: the directory of the evq executable).
+    #[arg(short = 'L', long = "library-path", value_name = "DIR", action = ArgAction::Append, help_heading = "Stages")]
+    pub library_path: Vec<PathBuf>,
+
     /// Aggregate events per key over windows of event time: tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (durations like 250ms, 10s, 5m, 1h, 1d). The window stage sits where this option is in the chain.
     #[arg(long, value_name = "SPEC", help_heading = "Windows")]
     pub window: Option<String>,

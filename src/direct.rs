@@ -164,6 +164,7 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
     }
     let mut out = Vec::new();
     for (i, (is_map, code)) in stages.iter().enumerate() {
+        // A term only: an expression with `import` or `include` goes to jaq.
         let term: Term<&str> = jaq_core::load::parse(code, |p| p.term())?;
         if *is_map {
             if i + 1 != stages.len() {

@@ -20,6 +20,8 @@ const CONSTANTS: &[&str] = &[
 /// The fields `code` reads of its input, or `None` when it reads it whole
 /// (or the expression is beyond this analysis).
 pub fn read_by(code: &str) -> Option<Fields> {
+    // A term only: an expression with `import` or `include` is not one, so
+    // it reads the event whole (a module's function may read any field).
     let term: Term<&str> = jaq_core::load::parse(code, |p| p.term())?;
     let mut fields = Fields::Keys(Vec::new());
     let mut a = Analysis {

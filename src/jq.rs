@@ -1,27 +1,34 @@
 //! The jq language, through jaq: compiling a stage's expression with the
-//! standard library and the user's variables, running it on one value, and
-//! rendering compile errors with a caret under the offending span. `debug`
-//! and `stderr` write on standard error as jq 1.7's do (jaq-std leaves them
-//! to the `log` crate, where nothing would be printed).
+//! standard library, the user's variables and the modules it imports (`-L`),
+//! running it on one value, and rendering compile errors with a caret under
+//! the offending span, in the expression or in the module file at fault.
+//! `debug` and `stderr` write on standard error as jq 1.7's do (jaq-std
+//! leaves them to the `log` crate, where nothing would be printed).
 
-use jaq_core::load::{Arena, File, Loader};
+use jaq_core::load::{Arena, File, Import, Loader};
 use jaq_core::{Compiler, Ctx, Vars, compile, data, load};
 use jaq_json::Val;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The kind of data evq's filters run on: plain JSON values and the look-up table.
 pub type Data = data::JustLut<Val>;
 /// A compiled jq expression.
 pub type Filter = jaq_core::Filter<Data>;
 
-/// Global variables bound in every expression: `--arg`, `--argjson`, `$ENV`, `$ARGS`.
+/// What every expression compiles with: the global variables (`--arg`,
+/// `--argjson`, `$ENV`, `$ARGS`) and the module library (`-L`).
 pub struct Globals {
     names: Vec<String>,
     values: Vec<Val>,
+    library: Arc<Library>,
 }
 
 impl Globals {
-    /// Binds `named` (in command-line order) plus `$ENV` and `$ARGS`.
+    /// Binds `named` (in command-line order) plus `$ENV` and `$ARGS`; modules
+    /// come from jq's default search path (see `with_library`).
     pub fn new(named: Vec<(String, Val)>) -> Self {
         let env = std::env::vars_os()
             .map(|(k, v)| {
@@ -46,11 +53,137 @@ impl Globals {
             names.push(format!("${name}"));
             values.push(value);
         }
-        Globals { names, values }
+        Globals {
+            names,
+            values,
+            library: Arc::default(),
+        }
     }
 
-    fn vars(&self) -> Vars<Val> {
-        Vars::new(self.values.iter().cloned())
+    /// Modules come from `library` (`-L`).
+    pub fn with_library(self, library: Arc<Library>) -> Self {
+        Globals { library, ..self }
+    }
+}
+
+/// jq's search path when no `-L` is given (jq 1.6 and 1.7 alike).
+const DEFAULT_SEARCH: [&str; 3] = ["~/.jq", "$ORIGIN/../lib/jq", "$ORIGIN/../lib"];
+
+/// Where `import` and `include` find `.jq` modules and `.json` data files,
+/// and what they found. The plan's compile reads each file once; the compiles
+/// of every worker thread then see the same texts, even if a file changes or
+/// goes away meanwhile (a chain that compiled once compiles again).
+#[derive(Default)]
+pub struct Library {
+    /// `-L` directories, in command-line order; none: `DEFAULT_SEARCH`.
+    paths: Vec<PathBuf>,
+    /// Each request with the file found and its contents, or why none was.
+    found: Mutex<HashMap<Request, Found>>,
+}
+
+/// An import: the importing file, the path as written, the metadata (as
+/// debug text) and the extension looked for.
+type Request = (PathBuf, String, String, &'static str);
+type Found = Result<(PathBuf, Arc<[u8]>), String>;
+
+impl Library {
+    pub fn new(paths: Vec<PathBuf>) -> Library {
+        Library {
+            paths,
+            found: Mutex::default(),
+        }
+    }
+
+    fn search_path(&self) -> Vec<PathBuf> {
+        if self.paths.is_empty() {
+            DEFAULT_SEARCH.iter().map(PathBuf::from).collect()
+        } else {
+            self.paths.clone()
+        }
+    }
+
+    /// The file `import` names, with extension `ext`, and its contents.
+    fn read(&self, import: Import<&str, PathBuf>, ext: &'static str) -> Found {
+        let key = (
+            import.parent.clone(),
+            import.path.to_string(),
+            format!("{:?}", import.meta),
+            ext,
+        );
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        found
+            .entry(key)
+            .or_insert_with(|| {
+                let path = self.find(import, ext)?;
+                let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok((path, text.into()))
+            })
+            .clone()
+    }
+
+    /// Finds `PATH.EXT` as jaq does (the import's own `search` metadata, then
+    /// the search path; `~` and `$ORIGIN` expanded), or else `PATH/NAME.EXT`
+    /// where NAME is the last component of PATH, as jq does.
+    fn find(&self, import: Import<&str, PathBuf>, ext: &str) -> Result<PathBuf, String> {
+        let paths = self.search_path();
+        let Import { parent, path, meta } = import;
+        let found = Import { parent, path, meta }.find(&paths, ext);
+        let nested = Path::new(path)
+            .file_name()
+            .map(|name| format!("{path}/{}", name.to_string_lossy()));
+        let found = match (found, nested) {
+            (Err(_), Some(nested)) => {
+                let path = &nested.as_str();
+                Import { parent, path, meta }.find(&paths, ext)
+            }
+            (found, _) => found,
+        };
+        found.map_err(|e| {
+            if e == "file not found" {
+                let dirs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "{path}.{ext} not found in the search path {} (set with -L DIR)",
+                    dirs.join(", ")
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// A `.jq` module, for the loader.
+    fn module(&self, import: Import<&str, PathBuf>) -> Result<File<String, PathBuf>, String> {
+        let (path, text) = self.read(import, "jq")?;
+        let code = String::from_utf8(text.to_vec()).map_err(|e| {
+            format!(
+                "{}: not UTF-8 (byte {})",
+                path.display(),
+                e.utf8_error().valid_up_to() + 1
+            )
+        })?;
+        Ok(File { code, path })
+    }
+
+    /// A `.json` data file: all the values in it, as an array (as jq binds it).
+    fn data(&self, import: Import<&str, PathBuf>) -> Result<Val, String> {
+        let (path, text) = self.read(import, "json")?;
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
+        let values = crate::json::parse_all(text).map_err(|e| {
+            let (offset, what) = match e {
+                crate::json::Error::Utf8 { offset } => (offset, "invalid UTF-8"),
+                crate::json::Error::Syntax { offset, reason } => (offset, reason),
+            };
+            let before = &text[..offset.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            format!("{}:{line}:{column}: invalid JSON: {what}", path.display())
+        })?;
+        Ok(Val::Arr(values.into()))
     }
 }
 
@@ -74,19 +207,33 @@ impl Program {
             .chain(jaq_std::funs().filter(|(name, ..)| !MESSAGES.contains(name)))
             .chain(jaq_json::funs())
             .chain(messages());
+        let library = &globals.library;
         let arena = Arena::default();
+        // The expression itself has no path: its own `search` metadata is
+        // relative to the current directory, as jq has it.
+        let main = File {
+            code,
+            path: PathBuf::new(),
+        };
         let modules = Loader::new(defs)
-            .load(&arena, File { code, path: () })
-            .map_err(|errs| render(code, label, load_reports(errs)))?;
+            .with_read(|import: Import<&str, PathBuf>| library.module(import))
+            .load(&arena, main)
+            .map_err(|errs| render(label, load_reports(errs, "module")))?;
+        // Imported data comes after the globals, in the order the compiler
+        // numbers it (module by module, the expression last), as jaq's does.
+        let mut data = Vec::new();
+        load::import(&modules, |import| {
+            data.push(library.data(import)?);
+            Ok(())
+        })
+        .map_err(|errs| render(label, load_reports(errs, "data file")))?;
         let filter = Compiler::default()
             .with_funs(funs)
             .with_global_vars(globals.names.iter().map(|s| s.as_str()))
             .compile(modules)
-            .map_err(|errs| render(code, label, compile_reports(errs)))?;
-        Ok(Program {
-            filter,
-            vars: globals.vars(),
-        })
+            .map_err(|errs| render(label, compile_reports(errs)))?;
+        let vars = Vars::new(globals.values.iter().cloned().chain(data));
+        Ok(Program { filter, vars })
     }
 
     /// Runs the expression on `input`, calling `each` with every output until
@@ -152,11 +299,9 @@ fn stderr_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
     Box::new(core::iter::empty())
 }
 
-/// Compact JSON, written as the events are (`output::Formatter::value`).
-// NOTE: the events' writer is to write infinities and NaN as valid JSON
-// (issue 9, item 1); these messages are to follow it when it does.
+/// Compact JSON, written as the events are (infinities and NaN included).
 fn write_json(out: &mut Vec<u8>, v: &Val) {
-    jaq_json::write::write(out, &Default::default(), 0, v).expect("write to memory");
+    crate::output::write_json(out, &Default::default(), 0, v).expect("write to memory");
 }
 
 /// One compile error: a message and the span of the expression it is about.
@@ -166,18 +311,22 @@ struct Report {
     label: String,
 }
 
-fn load_reports(errs: load::Errors<&str, ()>) -> Vec<Report> {
-    let mut reports = Vec::new();
+/// The reports about one file: the expression (its path is empty) or a module.
+type FileReports<'a> = Vec<(File<&'a str, PathBuf>, Vec<Report>)>;
+
+/// Reports of the loader (`what`: "module") or of data imports ("data file").
+fn load_reports<'a>(errs: load::Errors<&'a str, PathBuf>, what: &str) -> FileReports<'a> {
+    let mut files = Vec::new();
     for (file, err) in errs {
         let code = file.code;
+        let mut reports = Vec::new();
         match err {
             load::Error::Io(errs) => {
                 for (path, e) in errs {
-                    let message = format!("cannot load module {path}: {e}");
                     reports.push(Report {
                         span: load::span(code, path),
-                        label: e,
-                        message,
+                        label: format!("this {what}"),
+                        message: format!("cannot load {what} \"{path}\": {e}"),
                     });
                 }
             }
@@ -201,27 +350,45 @@ fn load_reports(errs: load::Errors<&str, ()>) -> Vec<Report> {
             }
             load::Error::Parse(errs) => {
                 for (expected, found) in errs {
+                    let span = load::span(code, found);
                     let label = if found.is_empty() {
-                        "unexpected end of input"
+                        "unexpected end of input".to_string()
+                    } else if let Some(var) = data_var_at(code, span.start) {
+                        // jq's second name for the data of `import "…" as $d`.
+                        format!("write ${var} (jq's ${var}::{var} is not supported)")
                     } else {
-                        "unexpected token"
+                        "unexpected token".to_string()
                     };
                     let message = format!("expected {}", expected.as_str());
                     reports.push(Report {
-                        span: load::span(code, found),
-                        label: label.into(),
+                        span,
+                        label,
                         message,
                     });
                 }
             }
         }
+        files.push((file, reports));
     }
-    reports
+    files
 }
 
-fn compile_reports(errs: compile::Errors<&str, ()>) -> Vec<Report> {
-    let mut reports = Vec::new();
+/// `d` when `code` has jq's `$d::d` at `at` (the `::`): the data of
+/// `import "…" as $d`, which jaq names `$d` only.
+fn data_var_at(code: &str, at: usize) -> Option<&str> {
+    let (before, after) = code.split_at(at);
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let start = before.trim_end_matches(is_ident).len();
+    let var = &before[start..];
+    let name = after.strip_prefix("::")?;
+    let name = &name[..name.find(|c| !is_ident(c)).unwrap_or(name.len())];
+    (before[..start].ends_with('$') && !var.is_empty() && name == var).then_some(var)
+}
+
+fn compile_reports(errs: compile::Errors<&str, PathBuf>) -> FileReports<'_> {
+    let mut files = Vec::new();
     for (file, errs) in errs {
+        let mut reports = Vec::new();
         for (found, undefined) in errs {
             let message = match (found, &undefined) {
                 ("reduce", compile::Undefined::Filter(n)) => {
@@ -239,49 +406,60 @@ fn compile_reports(errs: compile::Errors<&str, ()>) -> Vec<Report> {
                 span,
             });
         }
+        files.push((file, reports));
     }
-    reports
+    files
 }
 
-/// Renders reports as `evq: error in LABEL: MESSAGE` followed by the
-/// expression with the span underlined (codesnake draws the caret).
-fn render(code: &str, label: &str, reports: Vec<Report>) -> String {
+/// Renders reports as `evq: error in LABEL: MESSAGE` followed by the code
+/// with the span underlined (codesnake draws the caret): the expression's,
+/// titled LABEL, or a module file's, titled with its path.
+fn render(label: &str, files: FileReports) -> String {
     use codesnake::{Block, CodeWidth, Label, LineIndex};
-    let idx = LineIndex::new(code);
     let mut out = String::new();
-    for r in reports {
-        let _ = writeln!(out, "evq: error in {label}: {}", r.message);
-        // A zero-width span still needs one character to point at: the one
-        // there, or the last one at the end of input (whole characters: a
-        // byte range inside one would not render).
-        let span = if r.span.is_empty() && r.span.start >= code.len() {
-            code.char_indices().last().map_or(0, |(i, _)| i)..code.len()
-        } else if r.span.is_empty() {
-            let width = code[r.span.start..]
-                .chars()
-                .next()
-                .map_or(1, char::len_utf8);
-            r.span.start..r.span.start + width
+    for (file, reports) in files {
+        let code = file.code;
+        let (title, module) = if file.path.as_os_str().is_empty() {
+            (label.to_string(), String::new())
         } else {
-            r.span.clone()
+            let path = file.path.display().to_string();
+            (path.clone(), format!("in module {path}: "))
         };
-        let block = Block::new(
-            &idx,
-            [Label::new(span).with_text(r.label.clone()).with_style(())],
-        );
-        match block {
-            Some(block) if !code.is_empty() => {
-                let block = block.map_code(|c| {
-                    let c = c.replace('\t', " ");
-                    let w = c.chars().count().max(1);
-                    CodeWidth::new(c, w)
-                });
-                let _ = writeln!(out, "{}[{label}]", block.prologue());
-                let _ = writeln!(out, "{}", block.space_vert());
-                let _ = writeln!(out, "{}{}", block, block.epilogue());
-            }
-            _ => {
-                let _ = writeln!(out, "  expression: {code}");
+        let idx = LineIndex::new(code);
+        for r in reports {
+            let _ = writeln!(out, "evq: error in {label}: {module}{}", r.message);
+            // A zero-width span still needs one character to point at: the one
+            // there, or the last one at the end of input (whole characters: a
+            // byte range inside one would not render).
+            let span = if r.span.is_empty() && r.span.start >= code.len() {
+                code.char_indices().last().map_or(0, |(i, _)| i)..code.len()
+            } else if r.span.is_empty() {
+                let width = code[r.span.start..]
+                    .chars()
+                    .next()
+                    .map_or(1, char::len_utf8);
+                r.span.start..r.span.start + width
+            } else {
+                r.span.clone()
+            };
+            let block = Block::new(
+                &idx,
+                [Label::new(span).with_text(r.label.clone()).with_style(())],
+            );
+            match block {
+                Some(block) if !code.is_empty() => {
+                    let block = block.map_code(|c| {
+                        let c = c.replace('\t', " ");
+                        let w = c.chars().count().max(1);
+                        CodeWidth::new(c, w)
+                    });
+                    let _ = writeln!(out, "{}[{title}]", block.prologue());
+                    let _ = writeln!(out, "{}", block.space_vert());
+                    let _ = writeln!(out, "{}{}", block, block.epilogue());
+                }
+                _ => {
+                    let _ = writeln!(out, "  expression: {code}");
+                }
             }
         }
     }

@@ -126,6 +126,17 @@ pub fn parse(line: &[u8]) -> Result<Val, Error> {
     Ok(v)
 }
 
+/// Parses every JSON value in `text` (as jq reads a data file: values one
+/// after another, whitespace between them where needed).
+pub fn parse_all(text: &[u8]) -> Result<Vec<Val>, Error> {
+    let mut s = Scanner::new(text);
+    let mut values = Vec::new();
+    while s.peek().is_some() {
+        values.push(s.value(0)?);
+    }
+    Ok(values)
+}
+
 /// Validates `line` and builds the part of its value that `fields` names:
 /// objects on the way keep only those keys; anything else is built whole.
 pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {

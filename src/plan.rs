@@ -4,7 +4,7 @@
 
 use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
-use crate::jq::{Globals, Program};
+use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
 use crate::output::{DeadLetter, EventWriter, Formatter};
 use crate::stage::window::{WindowConfig, WindowStage, agg, time};
@@ -54,6 +54,9 @@ pub struct Chain {
     stages: Vec<(StageKind, String)>,
     vars: Vec<(bool, String, String)>,
     window: WindowArgs,
+    /// The modules `import` and `include` find (`-L`), shared by every copy,
+    /// so each compiles with the same files.
+    library: std::sync::Arc<Library>,
 }
 
 /// The options of the window stage, as written.
@@ -199,7 +202,7 @@ impl Chain {
 
     /// Compiles every stage; the error reports each one that does not compile.
     pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Fatal> {
-        let globals = Globals::new(variables(&self.vars)?);
+        let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
         let mut stages: Vec<Box<dyn Stage>> = Vec::new();
         let mut errors = String::new();
         for (i, (kind, expr)) in self.stages.iter().enumerate() {
@@ -261,7 +264,7 @@ impl Fatal {
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
-        if args.stages.is_empty() && args.files.is_empty() && std::io::stdin().is_terminal() {
+        if args.stages.is_empty() && args.files.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             // Nothing to do but wait for a person to type events: say how
             // evq is used instead, as jq and ripgrep do.
             return Err(Fatal::usage(crate::cli::short_usage()));
@@ -299,6 +302,7 @@ impl Plan {
             stages: args.stages.clone(),
             vars: args.vars.clone(),
             window,
+            library: std::sync::Arc::new(Library::new(args.library_path.clone())),
         };
         chain.build()?;
 
