@@ -1,6 +1,8 @@
 //! The run plan: the validated, high-level form of the command line. Every
 //! usage error (bad variable, expression that does not compile, output that
-//! cannot be opened) is found here, before any input is read.
+//! cannot be opened) is found here, before any input is read; so are the
+//! hints on a legal but likely mistaken chain (a filter after a window that
+//! reads fields no result has).
 
 use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
@@ -203,7 +205,7 @@ impl Chain {
                 StageKind::Map => ("-m", "map"),
                 StageKind::Window | StageKind::Aggregate => break,
             };
-            if let Some(crate::json::Fields::Keys(read)) = crate::fields::read_by(expr) {
+            if let Some(Fields::Keys(read)) = crate::fields::read_by(expr) {
                 let missing: Vec<String> = read
                     .into_iter()
                     .filter(|(key, _)| !has.iter().any(|h| h.as_bytes() == key.as_slice()))
