@@ -150,11 +150,11 @@ pub struct Args {
     #[arg(long, value_name = "EXPR", help_heading = "Windows")]
     pub time: Option<String>,
 
-    /// An aggregate per window and key: count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect. Without --window: one result per key at the end (group-by).
+    /// An aggregate per window and key: count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect(EXPR; LIMIT) (at most LIMIT values, default 10000; evq says at the end where values were dropped). Without --window: one result per key at the end (group-by).
     #[arg(long = "agg", value_name = "NAME=FUNC(EXPR)", action = ArgAction::Append, help_heading = "Windows")]
     pub aggs: Vec<String>,
 
-    /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late.
+    /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late, and counted on standard error at the end (unless -q).
     #[arg(long, value_name = "DURATION", help_heading = "Windows")]
     pub lateness: Option<String>,
 
@@ -229,7 +229,7 @@ pub struct Args {
     #[arg(long, overrides_with = "progress", help_heading = "Accounting")]
     pub no_progress: bool,
 
-    /// Do not report failed events on standard error (they are still counted and dead-lettered).
+    /// Do not report failed events on standard error (they are still counted and dead-lettered), nor late events, truncated collects and hints on stage order.
     #[arg(short, long, help_heading = "Accounting")]
     pub quiet: bool,
 

@@ -61,6 +61,8 @@ struct Collector {
     input_errors: u64,
     periodic: Option<Periodic>,
     saving: Option<Saving>,
+    /// Every `--agg` as written, for the note on a truncated `collect`.
+    aggs: Vec<String>,
 }
 
 /// `--checkpoint`: where each input stands in what was written, and when to
@@ -155,6 +157,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             counts: (0, 0, 0),
         }),
         saving: None,
+        aggs: plan.chain.aggs().to_vec(),
     };
     drop(stages);
 
@@ -438,9 +441,15 @@ impl Collector {
             if let Some(w) = &mut total.window {
                 w.events_aggregated += counters.events_aggregated;
                 w.events_late += counters.events_late;
-                if let Some(c) = counters.windows {
+                if let Some(c) = &counters.windows {
                     w.windows_open = w.windows_open.max(c.windows_open);
                     w.windows_emitted = w.windows_emitted.max(c.windows_emitted);
+                    w.collect_truncated = w.collect_truncated.max(c.collect_truncated);
+                    let by_agg = &mut w.truncated_by_agg;
+                    by_agg.resize(by_agg.len().max(c.truncated_by_agg.len()), 0);
+                    for (total, &n) in by_agg.iter_mut().zip(&c.truncated_by_agg) {
+                        *total = (*total).max(n);
+                    }
                 }
             }
         }
@@ -536,6 +545,11 @@ impl Collector {
                 self.reported - REPORT_LIMIT
             );
         }
+        if !self.quiet {
+            for note in self.notes() {
+                eprintln!("evq: {note}");
+            }
+        }
         if let Some(Stop::Io(message)) = &stopped {
             eprintln!("{message}");
         }
@@ -562,6 +576,42 @@ impl Collector {
         } else {
             status::OK
         }
+    }
+
+    /// What the window stages have to say at the end, though nothing failed:
+    /// late events and truncated `collect`s. A note names its stage only
+    /// when the chain has several window stages.
+    fn notes(&self) -> Vec<String> {
+        use crate::stage::window::{agg, collect_note, late_note};
+        let windows: Vec<_> = self
+            .stats
+            .stages
+            .iter()
+            .filter_map(|s| Some((s, s.window.as_ref()?)))
+            .collect();
+        let mut notes = Vec::new();
+        for (stage, w) in &windows {
+            let prefix = if windows.len() > 1 {
+                format!("{}: ", stage.name)
+            } else {
+                String::new()
+            };
+            if w.events_late > 0 {
+                notes.push(format!("{prefix}{}", late_note(w.events_late)));
+            }
+            for (text, &n) in self.aggs.iter().zip(&w.truncated_by_agg) {
+                if let (Ok(spec), true) = (agg::parse_agg(text), n > 0)
+                    && let agg::Func::Collect(limit) = spec.func
+                {
+                    let windowed = stage.kind == "window";
+                    notes.push(format!(
+                        "{prefix}{}",
+                        collect_note(text, limit, n, windowed)
+                    ));
+                }
+            }
+        }
+        notes
     }
 }
 

@@ -1,6 +1,8 @@
 //! The run plan: the validated, high-level form of the command line. Every
 //! usage error (bad variable, expression that does not compile, output that
-//! cannot be opened) is found here, before any input is read.
+//! cannot be opened) is found here, before any input is read; so are the
+//! hints on a legal but likely mistaken chain (a filter after a window that
+//! reads fields no result has).
 
 use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
@@ -164,6 +166,72 @@ impl WindowArgs {
 }
 
 impl Chain {
+    /// Every `--agg` as written, in command-line order.
+    pub fn aggs(&self) -> &[String] {
+        &self.window.aggs
+    }
+
+    /// Hints for stages that read what no result of the window stage before
+    /// them has: `--window … -f '.level == "error"'` filters results, not
+    /// events, and so drops them all. Checks the filters after the window
+    /// stage up to and including the first map (later stages see the map's
+    /// output); a stage that reads its input whole gets no hint.
+    pub fn hints(&self) -> Vec<String> {
+        let Some(at) = self
+            .stages
+            .iter()
+            .position(|(kind, _)| matches!(kind, StageKind::Window | StageKind::Aggregate))
+        else {
+            return Vec::new();
+        };
+        let window = &self.window;
+        let mut has: Vec<String> = Vec::new();
+        if window.spec.is_some() {
+            has.extend(["window_start".into(), "window_end".into()]);
+        }
+        if !window.keys.is_empty() {
+            has.push("key".into());
+        }
+        has.extend(
+            window
+                .aggs
+                .iter()
+                .filter_map(|a| Some(agg::parse_agg(a).ok()?.name)),
+        );
+        let (results, option) = match self.stages[at].0 {
+            StageKind::Window => ("window results", "--window"),
+            _ => ("aggregate results", "--agg"),
+        };
+        let mut hints = Vec::new();
+        for (i, (kind, expr)) in self.stages.iter().enumerate().skip(at + 1) {
+            let (flag, verb) = match kind {
+                StageKind::Filter => ("-f", "filter"),
+                StageKind::Map => ("-m", "map"),
+                StageKind::Window | StageKind::Aggregate => break,
+            };
+            if let Some(Fields::Keys(read)) = crate::fields::read_by(expr) {
+                let missing: Vec<String> = read
+                    .into_iter()
+                    .filter(|(key, _)| !has.iter().any(|h| h.as_bytes() == key.as_slice()))
+                    .filter_map(|(key, _)| Fields::Keys(vec![(key, Fields::Whole)]).paths()?.pop())
+                    .collect();
+                if !missing.is_empty() {
+                    hints.push(format!(
+                        "hint: --{} #{} reads {}, which {results} do not have (they have {}); stages run in command-line order: put {flag} before {option} to {verb} the events",
+                        kind.name(),
+                        i + 1,
+                        and_list(&missing),
+                        has.join(", "),
+                    ));
+                }
+            }
+            if *kind == StageKind::Map {
+                break;
+            }
+        }
+        hints
+    }
+
     /// The fields of an input line the chain reads: those of the filters up
     /// to and including the first map (later stages see that map's output,
     /// not the line). `None`: the whole event.
@@ -237,6 +305,15 @@ impl Chain {
         } else {
             Err(Fatal::usage(errors.trim_end().to_string()))
         }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -384,6 +461,13 @@ impl Plan {
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        // Everything is in order: the run will start. A hint is not an
+        // error; like the failure reports, -q silences it.
+        if !args.quiet {
+            for hint in chain.hints() {
+                eprintln!("evq: {hint}");
+            }
+        }
         Ok(Plan {
             sources,
             projection: if args.full_parse {

@@ -22,13 +22,18 @@ pub struct StageStats {
 
 /// What a window stage adds: its events_in are events_aggregated +
 /// events_late + events_failed, and its events_out the results emitted.
-#[derive(Serialize, Default, Debug, Clone, Copy)]
+#[derive(Serialize, Default, Debug, Clone)]
 pub struct WindowStats {
     pub events_aggregated: u64,
     pub events_late: u64,
     /// Most (window, key) states open at once.
     pub windows_open: u64,
     pub windows_emitted: u64,
+    /// Results in which a `collect` reached its limit and dropped values.
+    pub collect_truncated: u64,
+    /// The same per `--agg`, in command-line order (for the note at the end).
+    #[serde(skip)]
+    pub truncated_by_agg: Vec<u64>,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -151,13 +156,20 @@ impl Stats {
             for s in &self.stages {
                 if let Some(w) = &s.window {
                     out.push_str(&format!(
-                        "{}: {} aggregated, {} late, {} results emitted, at most {} windows open\n",
+                        "{}: {} aggregated, {} late, {} results emitted, at most {} windows open",
                         s.name,
                         w.events_aggregated,
                         w.events_late,
                         w.windows_emitted,
                         w.windows_open
                     ));
+                    if w.collect_truncated > 0 {
+                        out.push_str(&format!(
+                            ", {} with a collect truncated",
+                            w.collect_truncated
+                        ));
+                    }
+                    out.push('\n');
                 }
             }
         }

@@ -10,13 +10,17 @@ Usage:
         [--key PATH ...] [--time PATH] [--lateness DUR]
         --agg NAME=FUNC(PATH) ... [--bounds] < input.ndjson
 
+FUNC(PATH) is also percentile(PATH; Q) and collect(PATH; LIMIT).
+
 PATH is a simple path: `.` (the event), `.a`, `.a.b`. On null a path yields
 null; on anything but an object or null it is an error.
 
 Results go to standard output, one compact JSON object per line. At the end
 one JSON line goes to standard error:
-    {"late": [LINE, ...], "failed": [LINE, ...], "aggregated": N, "emitted": N}
-with 1-based input line numbers. Exit status 0, or 2 for a usage error.
+    {"late": [LINE, ...], "failed": [LINE, ...], "aggregated": N, "emitted": N,
+     "truncated": {NAME: N, ...}}
+with 1-based input line numbers; "truncated" counts, per collect aggregate
+that dropped values, the results in which it did. Exit status 0, or 2 for a usage error.
 
 Rules implemented (the spec of evq's window stage):
 
@@ -64,7 +68,9 @@ Rules implemented (the spec of evq's window stage):
                      rank round(Q*(n-1)) as a float, or with --bounds
                      {"$percentile": [v[floor(Q*(n-1))], v[ceil(Q*(n-1))]]}
                      (sorted ascending, 0-based) for a tolerant comparison
-    collect          array of the values in arrival order (at most 10000)
+    collect          array of the values in arrival order, at most LIMIT of
+                     them (10000 unless collect(PATH; LIMIT)); a result with
+                     more values keeps the first LIMIT and is "truncated"
 """
 
 import datetime
@@ -142,12 +148,20 @@ def parse_agg(text):
         inner = path
     elif func in PERCENTILES:
         q = Fraction(PERCENTILES[func])
+    elif func == "collect":
+        # q is collect's LIMIT.
+        path, sep, limit = inner.rpartition(";")
+        q = COLLECT_MAX
+        if sep:
+            if not re.fullmatch(r"\d+", limit.strip()) or int(limit) == 0:
+                raise Usage("collect(PATH; LIMIT): LIMIT is a positive integer")
+            q, inner = int(limit), path
     return (name, func, parse_path(inner), q)
 
 
 def parse_args(argv):
     opts = {"window": None, "group": False, "keys": [], "time": None,
-            "lateness": 0, "aggs": [], "bounds": False}
+            "lateness": 0, "aggs": [], "bounds": False, "truncated": {}}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -276,8 +290,9 @@ def rfc3339(ms):
 # --------------------------------------------------------------------------
 # Aggregates
 
-def aggregate(agg, events, bounds):
-    """events: list of (arrival, time, event) in arrival order."""
+def aggregate(agg, events, bounds, truncated):
+    """events: list of (arrival, time, event) in arrival order; a collect
+    that drops values counts one in truncated[name]."""
     name, func, path, q = agg
     if func == "count":
         return len(events)
@@ -317,7 +332,9 @@ def aggregate(agg, events, bounds):
     if func == "count_distinct":
         return len({dumps(v) for v in values})
     if func == "collect":
-        return values[:COLLECT_MAX]
+        if len(values) > q:
+            truncated[name] = truncated.get(name, 0) + 1
+        return values[:q]
     # percentiles
     if not values:
         return None
@@ -336,7 +353,7 @@ def result(opts, start, end, key, events):
     if opts["keys"]:
         out["key"] = key
     for agg in opts["aggs"]:
-        out[agg[0]] = aggregate(agg, events, opts["bounds"])
+        out[agg[0]] = aggregate(agg, events, opts["bounds"], opts["truncated"])
     return out
 
 
@@ -469,7 +486,8 @@ def main(argv):
         out.write(dumps(r) + "\n")
     out.flush()
     print(dumps({"late": late, "failed": failed, "aggregated": aggregated,
-                 "emitted": len(emitted)}), file=sys.stderr)
+                 "emitted": len(emitted), "truncated": opts["truncated"]}),
+          file=sys.stderr)
     return 0
 
 

@@ -52,6 +52,8 @@ struct Reference {
     late: Vec<u64>,
     failed: Vec<u64>,
     aggregated: u64,
+    /// Per collect aggregate that dropped values: in how many results.
+    truncated: Vec<(String, u64)>,
 }
 
 /// Runs tests/window_reference.py with `args` on `input`.
@@ -86,7 +88,33 @@ fn reference(args: &[&str], input: &[u8]) -> Reference {
         late: nums("late"),
         failed: nums("failed"),
         aggregated: summary["aggregated"].as_u64().unwrap(),
+        truncated: summary["truncated"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, n)| (name.clone(), n.as_u64().unwrap()))
+            .collect(),
     }
+}
+
+/// The note evq prints at the end when `late` events came too late.
+fn late_note(late: usize) -> String {
+    if late == 1 {
+        "evq: 1 event came too late for its window and was not counted; see --lateness\n".into()
+    } else {
+        format!(
+            "evq: {late} events came too late for their windows and were not counted; see --lateness\n"
+        )
+    }
+}
+
+/// The note evq prints at the end when `--agg AGG`, a collect keeping
+/// `limit` values, dropped values in `n` results (`what`: window or group).
+fn collect_note(agg: &str, limit: u64, n: u64, what: &str) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!(
+        "evq: --agg '{agg}': kept the first {limit} values and dropped the rest in {n} {what}{plural}; raise the limit with collect(EXPR; LIMIT)\n"
+    )
 }
 
 fn fixture_bytes(path: &str) -> Vec<u8> {
@@ -345,6 +373,40 @@ fn check_fixture(args: &[&str], ref_extra: &[&str], file: &str, stage_name: &str
     );
     if let Some(agg) = s.get("events_aggregated") {
         assert_eq!(agg.as_u64(), Some(expected.aggregated), "{what}: {s}");
+    }
+    // Late events and truncated collects are said once, at the end (before
+    // the stats line); each truncated collect names itself and its count.
+    let late_said = stderr.contains("came too late");
+    assert_eq!(late_said, !expected.late.is_empty(), "{what}: {stderr}");
+    if late_said {
+        assert!(
+            stderr.contains(&late_note(expected.late.len())),
+            "{what}: {stderr}"
+        );
+    }
+    let dropped: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("dropped the rest"))
+        .collect();
+    assert_eq!(dropped.len(), expected.truncated.len(), "{what}: {stderr}");
+    let unit = if args.contains(&"--window") {
+        "window"
+    } else {
+        "group"
+    };
+    for (name, n) in &expected.truncated {
+        let plural = if *n == 1 { "" } else { "s" };
+        assert!(
+            dropped
+                .iter()
+                .any(|l| l.starts_with(&format!("evq: --agg '{name}="))
+                    && l.contains(&format!(" in {n} {unit}{plural};"))),
+            "{what}: {name} truncated in {n}: {stderr}"
+        );
+    }
+    if expected.truncated.len() <= 1 {
+        let n = expected.truncated.first().map_or(0, |(_, n)| *n);
+        assert_eq!(u(s, "collect_truncated"), n, "{what}: {s}");
     }
     assert_eq!(
         u(s, "events_out"),
@@ -725,7 +787,156 @@ fn collect_keeps_at_most_10000_values_in_arrival_order() {
             all.iter().copied().eq(0..10_000),
             "{spec}: the first 10000 values in arrival order"
         );
+        // Said once at the end: only the window of 12000 dropped values.
+        assert_eq!(
+            common::stderr(&out),
+            collect_note("all=collect(.i)", 10_000, 1, "window"),
+            "{spec}"
+        );
     }
+}
+
+/// 6000 events `{"t", "i"}` in each of two seconds: 12000 in all.
+fn twelve_thousand() -> String {
+    (0..12_000u32)
+        .map(|i| format!("{{\"t\":{},\"i\":{i}}}\n", 1_793_606_400 + i / 6000))
+        .collect()
+}
+
+#[test]
+fn collect_limit_is_an_argument() {
+    let input = twelve_thousand();
+    let run = |args: &[&str]| {
+        let all = [&["--stats=json"], args].concat();
+        let out = common::run(&all, input.as_bytes());
+        assert_eq!(
+            common::status(&out),
+            0,
+            "{args:?}: {}",
+            common::stderr(&out)
+        );
+        out
+    };
+    let collected = |out: &Output| -> Vec<usize> {
+        result_lines(out)
+            .iter()
+            .map(|l| parse(l)["all"].as_array().unwrap().len())
+            .collect()
+    };
+    // A higher limit keeps all 12000, and nothing is said.
+    let out = run(&[
+        "--window",
+        "tumbling:2s",
+        "--time",
+        ".t",
+        "--agg",
+        "all=collect(.i; 12000)",
+    ]);
+    assert_eq!(collected(&out), [12_000]);
+    assert_eq!(common::stderr(&out).lines().count(), 1, "only the stats");
+    assert_eq!(
+        u(
+            stage(&common::stats_json(&out), "window#1"),
+            "collect_truncated"
+        ),
+        0
+    );
+    // A lower one: the three sliding windows hold 6000, 12000 and 6000
+    // events; each keeps its first 3 (in arrival order) and says so.
+    let out = run(&[
+        "--window",
+        "sliding:2s/1s",
+        "--time",
+        ".t",
+        "--agg",
+        "n=count",
+        "--agg",
+        "all=collect(.i;3)",
+    ]);
+    let values: Vec<Value> = result_lines(&out).iter().map(|l| parse(l)).collect();
+    let kept: Vec<(u64, Value)> = values
+        .iter()
+        .map(|v| (v["n"].as_u64().unwrap(), v["all"].clone()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (6000, json!([0, 1, 2])),
+            (12_000, json!([0, 1, 2])),
+            (6000, json!([6000, 6001, 6002]))
+        ]
+    );
+    let stderr = common::stderr(&out);
+    let (note, stats) = stderr.split_once('\n').unwrap();
+    assert_eq!(
+        format!("{note}\n"),
+        collect_note("all=collect(.i;3)", 3, 3, "window")
+    );
+    assert!(stats.starts_with('{'), "the stats come last: {stderr}");
+    assert_eq!(
+        u(
+            stage(&common::stats_json(&out), "window#1"),
+            "collect_truncated"
+        ),
+        3
+    );
+    // Group-by: counted in groups; -q says nothing.
+    let group = ["--key", ".i % 2", "--agg", "all=collect(.i; 5)"];
+    let out = common::run(&group, input.as_bytes());
+    assert_eq!(common::status(&out), 0);
+    assert_eq!(collected(&out), [5, 5]);
+    assert_eq!(
+        common::stderr(&out),
+        collect_note("all=collect(.i; 5)", 5, 2, "group")
+    );
+    let out = common::run(&[&["-q"], &group[..]].concat(), input.as_bytes());
+    assert_eq!(common::status(&out), 0);
+    assert_eq!(common::stderr(&out), "");
+    assert_eq!(collected(&out), [5, 5]);
+}
+
+#[test]
+fn collect_limit_matches_the_reference() {
+    require_python!();
+    // Per service and minute, several windows hold more than 3 latencies.
+    for window in ["tumbling:1m", "sliding:2m/1m"] {
+        let run = check_fixture(
+            &[
+                "--window",
+                window,
+                "--time",
+                ".ts",
+                "--key",
+                ".service",
+                "--agg",
+                "lats=collect(.latency_ms; 3)",
+                "--agg",
+                "paths=collect(.path)",
+            ],
+            &[],
+            REQUESTS,
+            "window#1",
+        );
+        assert!(
+            common::stderr(&run.out).contains("evq: --agg 'lats=collect(.latency_ms; 3)'"),
+            "{window}: {}",
+            common::stderr(&run.out)
+        );
+    }
+    // Group-by.
+    let args = ["--key", ".user", "--agg", "amounts=collect(.amount; 7)"];
+    let expected = reference(&args_with_group(&args), &fixture_bytes(PURCHASES));
+    let out = common::run(&[&args[..], &[PURCHASES]].concat(), b"");
+    assert_eq!(common::status(&out), 0, "{}", common::stderr(&out));
+    assert_results("group-by collect", &expected.lines, &result_lines(&out));
+    let [(name, n)] = &expected.truncated[..] else {
+        panic!("the reference truncates: {:?}", expected.truncated)
+    };
+    assert_eq!(name, "amounts");
+    assert_eq!(
+        common::stderr(&out),
+        collect_note("amounts=collect(.amount; 7)", 7, *n, "group")
+    );
 }
 
 #[test]
@@ -927,12 +1138,15 @@ fn out_of_order_within_lateness_is_aggregated() {
     let last = values.last().unwrap();
     assert_eq!(last["key"], "web-2");
     assert_eq!((&last["first"], &last["last"]), (&json!(50), &json!(49)));
-    // Late events (13 and 20) are not failures: exit 0, nothing reported.
+    // Late events (13 and 20) are not failures: exit 0, not reported one by
+    // one; one note counts them, then the stats line.
     assert_eq!(common::status(&run.out), 0);
+    let stderr = common::stderr(&run.out);
+    assert!(stderr.starts_with(&late_note(2)), "{stderr}");
     assert_eq!(
-        common::stderr(&run.out).lines().count(),
-        1,
-        "only the stats line"
+        stderr.lines().count(),
+        2,
+        "the note and the stats: {stderr}"
     );
     let stats = common::stats_json(&run.out);
     let s = stage(&stats, "window#1");
@@ -981,10 +1195,96 @@ fn late_events_are_dead_lettered_not_failed() {
         0,
         "late events do not make evq exit 3"
     );
-    // Without --stats, stderr stays empty: late events are not reported.
+    // Without --stats, late events are not reported one by one: one note
+    // at the end counts them; -q silences it.
     let out = common::run(&[&OOO_ARGS[..], &[OUT_OF_ORDER]].concat(), b"");
     assert_eq!(common::status(&out), 0);
+    assert_eq!(common::stderr(&out), late_note(late.len()));
+    let out = common::run(&[&["-q"], &OOO_ARGS[..], &[OUT_OF_ORDER]].concat(), b"");
+    assert_eq!(common::status(&out), 0);
     assert_eq!(common::stderr(&out), "");
+}
+
+/// `n` events `{"t": RFC 3339, "v": i}` from `start` (seconds since the
+/// epoch), one every 10 s.
+fn timed_events(start: i64, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let t = start + 10 * i as i64;
+            let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+            // 2026-11-02 is day 20759 since the epoch.
+            assert_eq!(days, 20_759, "the events stay on 2026-11-02");
+            format!(
+                "{{\"t\":\"2026-11-02T{:02}:{:02}:{:02}Z\",\"v\":{i}}}\n",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn late_events_from_files_out_of_time_order_are_said_once_at_the_end() {
+    // The files are given newest first: every event of the older one comes
+    // after the watermark passed its window.
+    let day = 20_759 * 86_400;
+    let dir = common::tempdir();
+    let new = dir.path().join("app.ndjson");
+    let old = dir.path().join("app.ndjson.1");
+    std::fs::write(&new, timed_events(day + 9 * 3600, 13)).unwrap();
+    std::fs::write(&old, timed_events(day + 8 * 3600, 177)).unwrap();
+    let (new, old) = (new.to_str().unwrap(), old.to_str().unwrap());
+    let window = [
+        "--window",
+        "tumbling:1m",
+        "--time",
+        ".t",
+        "--agg",
+        "n=count",
+    ];
+    let out = common::run(&[&window[..], &[new, old]].concat(), b"");
+    assert_eq!(common::status(&out), 0, "late events are not failures");
+    assert_eq!(
+        common::stderr(&out),
+        "evq: 177 events came too late for their windows and were not counted; see --lateness\n"
+    );
+    assert_eq!(result_lines(&out).len(), 3, "09:00, 09:01, 09:02");
+    // -q: nothing said.
+    let out = common::run(&[&["-q"], &window[..], &[new, old]].concat(), b"");
+    assert_eq!(common::status(&out), 0);
+    assert_eq!(common::stderr(&out), "");
+    assert_eq!(result_lines(&out).len(), 3);
+    // In the right order, nothing is late and nothing is said.
+    let out = common::run(&[&window[..], &[old, new]].concat(), b"");
+    assert_eq!(common::status(&out), 0);
+    assert_eq!(common::stderr(&out), "");
+
+    // One late event; and the note comes after the failure reports and
+    // before the stats.
+    std::fs::write(
+        dir.path().join("app.ndjson.1"),
+        timed_events(day + 8 * 3600, 1),
+    )
+    .unwrap();
+    common::append(std::path::Path::new(new), "not json\n");
+    let out = common::run(&[&["--stats=json"], &window[..], &[new, old]].concat(), b"");
+    assert_eq!(common::status(&out), 3, "the bad line fails");
+    let stderr = common::stderr(&out);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{new}:14: invalid JSON")),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        "evq: 1 event came too late for its window and was not counted; see --lateness"
+    );
+    assert_eq!(
+        u(stage(&common::stats_json(&out), "window#1"), "events_late"),
+        1
+    );
 }
 
 #[test]
@@ -1108,6 +1408,77 @@ fn a_later_filter_sees_the_results() {
     assert_eq!(u(w, "events_out"), expected.lines.len() as u64, "{stats}");
     assert_eq!(u(f, "events_in"), expected.lines.len() as u64, "{stats}");
     assert_eq!(u(f, "events_out"), kept.len() as u64, "{stats}");
+}
+
+#[test]
+fn a_filter_after_the_window_reading_event_fields_gets_a_hint() {
+    let input = b"{\"t\":1,\"level\":\"error\"}\n{\"t\":2,\"level\":\"info\"}\n";
+    let window = [
+        "--window",
+        "tumbling:1m",
+        "--time",
+        ".t",
+        "--agg",
+        "n=count",
+    ];
+    let with = |before: &[&str], after: &[&str]| {
+        let out = common::run(&[before, &window[..], after].concat(), input);
+        assert_eq!(common::status(&out), 0, "{}", common::stderr(&out));
+        out
+    };
+    // The filter was meant for the events: it drops every result.
+    let out = with(&[], &["-f", ".level==\"error\""]);
+    assert_eq!(common::stdout(&out), "");
+    assert_eq!(
+        common::stderr(&out),
+        "evq: hint: --filter #2 reads .level, which window results do not have (they have window_start, window_end, n); stages run in command-line order: put -f before --window to filter the events\n"
+    );
+    // Where it belongs, or reading a result's field: no hint.
+    let out = with(&["-f", ".level==\"error\""], &[]);
+    assert_eq!(
+        common::stdout(&out),
+        "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:01:00Z\",\"n\":1}\n"
+    );
+    assert_eq!(common::stderr(&out), "");
+    let out = with(&[], &["-f", ".n > 1"]);
+    assert_eq!(common::stdout(&out).lines().count(), 1);
+    assert_eq!(common::stderr(&out), "");
+    // A stage that reads the whole result, or one after a map (it reads
+    // the map's output): no hint.
+    for after in [
+        &["-f", "has(\"level\")"][..],
+        &["-m", "{n, level: \"x\"}", "-f", ".level == \"x\""][..],
+    ] {
+        let out = with(&[], after);
+        assert_eq!(common::stderr(&out), "", "{after:?}");
+    }
+    // A map is hinted too; several fields are listed; -q silences hints.
+    let out = with(&[], &["-m", "{msg, level}"]);
+    assert_eq!(
+        common::stderr(&out),
+        "evq: hint: --map #2 reads .msg and .level, which window results do not have (they have window_start, window_end, n); stages run in command-line order: put -m before --window to map the events\n"
+    );
+    let out = with(&["-q"], &["-f", ".level==\"error\""]);
+    assert_eq!(common::stderr(&out), "");
+    // Group-by results have the key and the aggregates.
+    let out = common::run(
+        &[
+            "--key",
+            ".level",
+            "--agg",
+            "n=count",
+            "-f",
+            ".key == \"error\"",
+            "-f",
+            ".t > 1",
+        ],
+        input,
+    );
+    assert_eq!(common::status(&out), 0);
+    assert_eq!(
+        common::stderr(&out),
+        "evq: hint: --filter #3 reads .t, which aggregate results do not have (they have key, n); stages run in command-line order: put -f before --agg to filter the events\n"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1683,6 +2054,13 @@ fn bad_aggregates_are_usage_errors() {
         "=count",
         "n=percentile(.x)",
         "n=percentile(.x; 2)",
+        "n=collect(.x; 0)",
+        "n=collect(.x; -1)",
+        "n=collect(.x; 1.5)",
+        "n=collect(.x; 1e3)",
+        "n=collect(.x; )",
+        "n=collect(; 5)",
+        "n=collect(.x; 99999999999999999999999)",
     ] {
         assert_usage_error(
             &["--window", "tumbling:1m", "--time", ".ts", "--agg", agg],
@@ -1690,6 +2068,27 @@ fn bad_aggregates_are_usage_errors() {
         );
         assert_usage_error(&["--key", ".k", "--agg", agg], "--agg");
     }
+}
+
+#[test]
+fn a_bad_collect_limit_is_named() {
+    let out = common::run(
+        &[
+            "--window",
+            "tumbling:1m",
+            "--time",
+            ".ts",
+            "--agg",
+            "all=collect(.x; many)",
+        ],
+        b"{\"ts\":1}\n",
+    );
+    assert_eq!(common::status(&out), 2);
+    assert_eq!(common::stdout(&out), "");
+    assert_eq!(
+        common::stderr(&out),
+        "evq: --agg 'all=collect(.x; many)': LIMIT must be a positive integer, as in collect(EXPR; 10000)\n"
+    );
 }
 
 #[test]

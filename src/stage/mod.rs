@@ -35,12 +35,17 @@ impl From<String> for Rejected {
 }
 
 /// Counters a stateful stage keeps beyond events in and out.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct WindowCounters {
     /// Most (window, key) states open at once so far.
     pub windows_open: u64,
     /// Results emitted so far.
     pub windows_emitted: u64,
+    /// Results emitted so far in which a `collect` dropped values.
+    pub collect_truncated: u64,
+    /// The same per `--agg`, in command-line order; empty while none was
+    /// truncated (so copying the counters after each event costs nothing).
+    pub truncated_by_agg: Vec<u64>,
 }
 
 /// One step of the chain.

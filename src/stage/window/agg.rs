@@ -4,7 +4,9 @@
 //! State stays small where the function allows it: counts, sums, extremes and
 //! first/last are constant size, percentiles are a DDSketch (bounded bins, 1%
 //! relative error). Two are not: `count_distinct` is exact and keeps one key
-//! per distinct value, and `collect` keeps up to [`COLLECT_LIMIT`] values.
+//! per distinct value, and `collect` keeps up to its LIMIT of values
+//! ([`COLLECT_LIMIT`] unless `collect(EXPR; LIMIT)` says otherwise), noting
+//! when it dropped some so the run can say so.
 //!
 //! Every state can be merged, and merging gives exactly what adding all the
 //! values to one state would (panes merged in arrival order), so a sliding
@@ -28,7 +30,8 @@ pub enum Func {
     CountDistinct,
     /// q in [0, 1]
     Percentile(f64),
-    Collect,
+    /// The most values kept.
+    Collect(usize),
 }
 
 impl Func {
@@ -48,7 +51,7 @@ impl Func {
                 .iter()
                 .find(|(_, p)| p == q)
                 .map_or("percentile", |(name, _)| name),
-            Func::Collect => "collect",
+            Func::Collect(_) => "collect",
         }
     }
 }
@@ -65,12 +68,13 @@ pub struct AggSpec {
     pub expr: Option<String>,
 }
 
-const FUNCS: &str = "count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect";
+const FUNCS: &str = "count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect(EXPR; LIMIT)";
 
 /// Parses `NAME=FUNC(EXPR)`. FUNC is one of `FUNCS`; `count` takes no EXPR
-/// (`count` or `count()`), `percentile(EXPR; Q)` splits at its last top-level
-/// `;` so EXPR may itself hold `;` inside brackets or strings. EXPR runs from
-/// the first `(` to its matching `)`, which must end the spec.
+/// (`count` or `count()`), `percentile(EXPR; Q)` and `collect(EXPR; LIMIT)`
+/// split at their last top-level `;` so EXPR may itself hold `;` inside
+/// brackets or strings (`collect(EXPR)` keeps [`COLLECT_LIMIT`] values). EXPR
+/// runs from the first `(` to its matching `)`, which must end the spec.
 pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
     let fail = |msg: &str| format!("--agg '{spec}': {msg}");
     let form = || fail("expected NAME=FUNC(EXPR)");
@@ -115,7 +119,7 @@ pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
         "last" => Func::Last,
         "count_distinct" => Func::CountDistinct,
         "percentile" => Func::Percentile(f64::NAN), // NaN until Q is read below
-        "collect" => Func::Collect,
+        "collect" => Func::Collect(COLLECT_LIMIT),
         _ => match SHORTHANDS.iter().find(|(name, _)| *name == func) {
             Some((_, q)) => Func::Percentile(*q),
             None => return Err(fail(&format!("unknown function {func} ({FUNCS})"))),
@@ -152,6 +156,28 @@ pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
                 .ok_or_else(|| fail("Q must be a number from 0 to 1"))?;
             Ok(spec_of(Func::Percentile(q), expr))
         }
+        (Func::Collect(_), Some(args)) => match last_top_level_semicolon(args) {
+            None => Ok(spec_of(Func::Collect(COLLECT_LIMIT), args)),
+            Some(semi) => {
+                let expr = args[..semi].trim();
+                if expr.is_empty() {
+                    return Err(fail("collect needs an expression: collect(EXPR; LIMIT)"));
+                }
+                let limit = args[semi + 1..].trim();
+                let limit = limit
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| limit.parse::<usize>().ok())
+                    .flatten()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        fail(&format!(
+                            "LIMIT must be a positive integer, as in collect(EXPR; {COLLECT_LIMIT})"
+                        ))
+                    })?;
+                Ok(spec_of(Func::Collect(limit), expr))
+            }
+        },
         (func, None) => Err(fail(&format!("{} needs an expression", func.name()))),
         (func, Some(expr)) => Ok(spec_of(func, expr)),
     }
@@ -228,8 +254,8 @@ fn last_top_level_semicolon(s: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Largest number of values `collect` keeps per window and key; later values
-/// are dropped (documented bound).
+/// Largest number of values `collect(EXPR)` keeps per window and key; later
+/// values are dropped (documented bound; `collect(EXPR; LIMIT)` sets another).
 pub const COLLECT_LIMIT: usize = 10_000;
 
 /// The state of one aggregate for one window (or pane) and key.
@@ -252,8 +278,9 @@ enum State {
     /// the number of distinct values (the price of an exact count)
     Distinct(HashSet<Box<[u8]>>),
     Sketch(Box<DDSketch>),
-    /// Values with their arrival sequence, so merged panes keep arrival order.
-    Collect(Vec<(u64, Val)>),
+    /// Values with their arrival sequence, so merged panes keep arrival order,
+    /// and whether values beyond the limit were dropped.
+    Collect(Vec<(u64, Val)>, bool),
 }
 
 impl Acc {
@@ -265,7 +292,7 @@ impl Acc {
             Func::First | Func::Last => State::Stamped(None),
             Func::CountDistinct => State::Distinct(HashSet::new()),
             Func::Percentile(_) => State::Sketch(Box::new(DDSketch::new(Config::defaults()))),
-            Func::Collect => State::Collect(Vec::new()),
+            Func::Collect(_) => State::Collect(Vec::new(), false),
         };
         Acc {
             func: func.clone(),
@@ -346,9 +373,14 @@ impl Acc {
                 seen.insert(distinct_key(value));
             }
             State::Sketch(sketch) => sketch.add(number()),
-            State::Collect(values) => {
-                if values.len() < COLLECT_LIMIT {
+            State::Collect(values, dropped) => {
+                let Func::Collect(limit) = self.func else {
+                    unreachable!("collect state for {:?}", self.func)
+                };
+                if values.len() < limit {
                     values.push((seq, value.clone()));
+                } else {
+                    *dropped = true;
                 }
             }
         }
@@ -389,12 +421,16 @@ impl Acc {
                 let merged = a.merge(b);
                 debug_assert!(merged.is_ok());
             }
-            (State::Collect(a), State::Collect(b)) => {
+            (State::Collect(a, a_dropped), State::Collect(b, b_dropped)) => {
                 // Panes merge in time order, not arrival order: sort back,
-                // and keep the first COLLECT_LIMIT to arrive.
+                // and keep the first LIMIT to arrive.
+                let Func::Collect(limit) = self.func else {
+                    unreachable!("collect state for {:?}", self.func)
+                };
                 a.extend(b.iter().cloned());
                 a.sort_by_key(|(seq, _)| *seq);
-                a.truncate(COLLECT_LIMIT);
+                *a_dropped |= *b_dropped || a.len() > limit;
+                a.truncate(limit);
             }
             // `other` is empty (Extreme/Stamped None): nothing to merge.
             _ => {}
@@ -433,10 +469,15 @@ impl Acc {
                     _ => Val::Null,
                 }
             }
-            State::Collect(values) => {
+            State::Collect(values, _) => {
                 Val::Arr(Rc::new(values.iter().map(|(_, v)| v.clone()).collect()))
             }
         }
+    }
+
+    /// Whether values were dropped: `collect` was given more than its LIMIT.
+    pub fn truncated(&self) -> bool {
+        matches!(self.state, State::Collect(_, true))
     }
 }
 
@@ -643,7 +684,7 @@ mod check_tests {
             Func::Last,
             Func::CountDistinct,
             Func::Percentile(0.5),
-            Func::Collect,
+            Func::Collect(COLLECT_LIMIT),
         ];
         for func in &funcs {
             for text in values {
@@ -708,7 +749,10 @@ mod tests {
             ok("u=count_distinct(.user)"),
             spec("u", Func::CountDistinct, Some(".user"))
         );
-        assert_eq!(ok("c=collect(.id)"), spec("c", Func::Collect, Some(".id")));
+        assert_eq!(
+            ok("c=collect(.id)"),
+            spec("c", Func::Collect(COLLECT_LIMIT), Some(".id"))
+        );
         for (f, q) in [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)] {
             assert_eq!(
                 ok(&format!("x={f}(.ms)")),
@@ -761,6 +805,51 @@ mod tests {
     }
 
     #[test]
+    fn parses_collect_with_limit() {
+        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok("c=collect(.id; 50)"),
+            spec("c", Func::Collect(50), Some(".id"))
+        );
+        assert_eq!(
+            ok("c=collect(.id;1)"),
+            spec("c", Func::Collect(1), Some(".id"))
+        );
+        assert_eq!(
+            ok("c=collect([.a; .b]; 20000)"),
+            spec("c", Func::Collect(20_000), Some("[.a; .b]"))
+        );
+        // As for percentile, the last top-level `;` is the one before LIMIT.
+        assert_eq!(
+            ok("c=collect(def f: .a; f; 7)"),
+            spec("c", Func::Collect(7), Some("def f: .a; f"))
+        );
+        let err = |s: &str| parse_agg(s).expect_err(s);
+        for bad in [
+            "c=collect(.a; 0)",
+            "c=collect(.a; -3)",
+            "c=collect(.a; +3)",
+            "c=collect(.a; 2.5)",
+            "c=collect(.a; 1e4)",
+            "c=collect(.a; )",
+            "c=collect(.a; ten)",
+            "c=collect(.a; 99999999999999999999999)",
+            "c=collect(def f: .a; f)",
+        ] {
+            assert_eq!(
+                err(bad),
+                format!(
+                    "--agg '{bad}': LIMIT must be a positive integer, as in collect(EXPR; 10000)"
+                )
+            );
+        }
+        assert_eq!(
+            err("c=collect( ; 5)"),
+            "--agg 'c=collect( ; 5)': collect needs an expression: collect(EXPR; LIMIT)"
+        );
+    }
+
+    #[test]
     fn parses_nesting_and_spaces() {
         let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -784,7 +873,11 @@ mod tests {
         );
         assert_eq!(
             ok(r#"c=collect("\(.a + ("(" | length)))")"#),
-            spec("c", Func::Collect, Some(r#""\(.a + ("(" | length)))""#))
+            spec(
+                "c",
+                Func::Collect(COLLECT_LIMIT),
+                Some(r#""\(.a + ("(" | length)))""#)
+            )
         );
         // `==` inside EXPR: the NAME ends at the first `=`.
         assert_eq!(
@@ -800,7 +893,7 @@ mod tests {
         let err = |s: &str| parse_agg(s).expect_err(s);
         assert_eq!(
             err("x=median(.a)"),
-            "--agg 'x=median(.a)': unknown function median (count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect)"
+            "--agg 'x=median(.a)': unknown function median (count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect(EXPR; LIMIT))"
         );
         assert_eq!(err("sum(.a)"), "--agg 'sum(.a)': expected NAME=FUNC(EXPR)");
         assert_eq!(
@@ -1133,16 +1226,16 @@ mod tests {
 
     #[test]
     fn collect_in_arrival_order() {
-        assert_eq!(res(Func::Collect, &[]), "[]");
+        assert_eq!(res(Func::Collect(COLLECT_LIMIT), &[]), "[]");
         assert_eq!(
-            res(Func::Collect, &["3", r#""a""#, "1", "3"]),
+            res(Func::Collect(COLLECT_LIMIT), &["3", r#""a""#, "1", "3"]),
             r#"[3,"a",1,3]"#
         );
     }
 
     #[test]
     fn collect_is_bounded() {
-        let mut a = Acc::new(&Func::Collect);
+        let mut a = Acc::new(&Func::Collect(COLLECT_LIMIT));
         for i in 0..COLLECT_LIMIT + 5 {
             a.add(&Val::Num(Num::Int(i as isize)), 0, i as u64).unwrap();
         }
@@ -1156,14 +1249,14 @@ mod tests {
         );
         // Merging also stops at the limit, keeping the values that arrived
         // first, whichever side of the merge they are on.
-        let mut late = Acc::new(&Func::Collect);
+        let mut late = Acc::new(&Func::Collect(COLLECT_LIMIT));
         late.add(&v("\"late\""), 0, COLLECT_LIMIT as u64 + 100)
             .unwrap();
         for (mut x, y) in [(a.clone(), &late), (late.clone(), &a)] {
             x.merge(y);
             assert_eq!(x.result().to_string(), a.result().to_string());
         }
-        let mut early = Acc::new(&Func::Collect);
+        let mut early = Acc::new(&Func::Collect(COLLECT_LIMIT));
         early.add(&v("\"early\""), 0, 0).unwrap();
         let mut c = a.clone();
         c.merge(&early);
@@ -1174,6 +1267,42 @@ mod tests {
         // Ties in arrival keep the receiving side first.
         assert_eq!(kept[0].to_string(), "0");
         assert_eq!(kept[1].to_string(), "\"early\"");
+    }
+
+    #[test]
+    fn collect_says_when_it_dropped_values() {
+        let func = Func::Collect(3);
+        let add = |a: &mut Acc, seq: u64| a.add(&v(&seq.to_string()), 0, seq).unwrap();
+        let mut a = Acc::new(&func);
+        for seq in 0..3 {
+            add(&mut a, seq);
+        }
+        assert!(!a.truncated(), "exactly LIMIT values: nothing dropped");
+        assert_eq!(a.result().to_string(), "[0,1,2]");
+        add(&mut a, 3);
+        assert!(a.truncated());
+        assert_eq!(a.result().to_string(), "[0,1,2]");
+        // Panes: two of 2 values merge into 4 > 3, and the window is
+        // truncated though neither pane was; a truncated pane truncates the
+        // window it is merged into.
+        let (mut p, mut q) = (Acc::new(&func), Acc::new(&func));
+        add(&mut p, 0);
+        add(&mut p, 2);
+        add(&mut q, 1);
+        let mut w = p.clone();
+        w.merge(&q);
+        assert!(!w.truncated());
+        assert_eq!(w.result().to_string(), "[0,1,2]");
+        add(&mut q, 3);
+        let mut w = p.clone();
+        w.merge(&q);
+        assert!(w.truncated());
+        assert_eq!(w.result().to_string(), "[0,1,2]");
+        let mut w = Acc::new(&func);
+        w.merge(&a);
+        assert!(w.truncated());
+        // Other aggregates never truncate.
+        assert!(!acc(Func::Sum, &["1", "2", "3", "4"]).truncated());
     }
 
     // ---- merge ----
@@ -1226,7 +1355,7 @@ mod tests {
             Func::CountDistinct,
             Func::Percentile(0.5),
             Func::Percentile(0.9),
-            Func::Collect,
+            Func::Collect(COLLECT_LIMIT),
         ] {
             check_merge(func.clone(), &numbers);
             check_merge(func.clone(), &ints);
@@ -1259,7 +1388,7 @@ mod tests {
             Func::First,
             Func::CountDistinct,
             Func::Percentile(0.5),
-            Func::Collect,
+            Func::Collect(COLLECT_LIMIT),
         ] {
             let full = acc(func.clone(), &["2", "5"]);
             let mut a = full.clone();

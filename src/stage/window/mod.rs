@@ -329,9 +329,17 @@ impl WindowStage {
         if !self.config.keys.is_empty() {
             obj.insert(field("key"), key.clone());
         }
-        for ((spec, _), acc) in self.config.aggs.iter().zip(accs) {
+        let mut truncated = false;
+        for (i, ((spec, _), acc)) in self.config.aggs.iter().zip(accs).enumerate() {
             obj.insert(field(&spec.name), acc.result());
+            if acc.truncated() {
+                let by_agg = &mut self.counters.truncated_by_agg;
+                by_agg.resize(self.config.aggs.len(), 0);
+                by_agg[i] += 1;
+                truncated = true;
+            }
         }
+        self.counters.collect_truncated += u64::from(truncated);
         self.counters.windows_emitted += 1;
         out.push(Event {
             value: Val::obj(obj),
@@ -385,8 +393,35 @@ impl Stage for WindowStage {
     }
 
     fn window_counters(&self) -> Option<WindowCounters> {
-        Some(self.counters)
+        Some(self.counters.clone())
     }
+}
+
+/// What evq says on standard error at the end of a run (unless `-q`) when
+/// `late` events came after their windows were emitted.
+pub fn late_note(late: u64) -> String {
+    if late == 1 {
+        "1 event came too late for its window and was not counted; see --lateness".into()
+    } else {
+        format!(
+            "{late} events came too late for their windows and were not counted; see --lateness"
+        )
+    }
+}
+
+/// What evq says at the end of a run (unless `-q`) when the aggregate `agg`
+/// (the `--agg` as written), a `collect` keeping `limit` values, dropped
+/// values in `results` results: windows, or groups without `--window`.
+pub fn collect_note(agg: &str, limit: usize, results: u64, windowed: bool) -> String {
+    let what = match (windowed, results) {
+        (true, 1) => "window",
+        (true, _) => "windows",
+        (false, 1) => "group",
+        (false, _) => "groups",
+    };
+    format!(
+        "--agg '{agg}': kept the first {limit} values and dropped the rest in {results} {what}; raise the limit with collect(EXPR; LIMIT)"
+    )
 }
 
 /// The one value `program` yields for `event`.
