@@ -540,24 +540,26 @@ impl Collector {
     ) -> i32 {
         self.progress.finish();
         if self.reported > REPORT_LIMIT {
-            eprintln!(
+            crate::progress::eprintln(&format!(
                 "evq: {} more failed events not shown (--dead-letter keeps every one)",
                 self.reported - REPORT_LIMIT
-            );
+            ));
         }
         if !self.quiet {
             for note in self.notes() {
-                eprintln!("evq: {note}");
+                crate::progress::eprintln(&format!("evq: {note}"));
             }
         }
         if let Some(Stop::Io(message)) = &stopped {
-            eprintln!("{message}");
+            crate::progress::eprintln(message);
         }
         if let Some(format) = stats_format {
             self.stats.finish(started.elapsed());
             match format {
-                StatsFormat::Json => eprintln!("{}", self.stats.to_json()),
-                StatsFormat::Text => eprint!("{}", self.stats.to_text()),
+                StatsFormat::Json => crate::progress::eprintln(&self.stats.to_json()),
+                StatsFormat::Text => {
+                    crate::progress::eprintln(self.stats.to_text().trim_end_matches('\n'))
+                }
             }
         }
         // A closed output pipe ends the run quietly, with the status the

@@ -341,7 +341,10 @@ impl Fatal {
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
-        if args.stages.is_empty() && args.files.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if args.stages.is_empty()
+            && args.files.is_empty()
+            && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        {
             // Nothing to do but wait for a person to type events: say how
             // evq is used instead, as jq and ripgrep do.
             return Err(Fatal::usage(crate::cli::short_usage()));
