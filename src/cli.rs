@@ -11,7 +11,10 @@ evq reads NDJSON (one JSON value per line) from each FILE in order, or from \
 standard input when FILE is '-' or absent. Each event runs through the stages \
 given by -f/--filter and -m/--map, in command-line order, and the surviving \
 events are written to standard output as compact JSON lines. An event no map \
-changed is written byte for byte as it was read.
+changed is written byte for byte as it was read. Everything evq writes is \
+valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
+negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
+never in place of a FILE.
 
 Every event is accounted for: a line that is not valid JSON, or an event whose \
 expression fails at run time, is a failed event. It is reported on standard \
@@ -193,7 +196,7 @@ pub struct Args {
     )]
     pub checkpoint_every: String,
 
-    /// Write events to FILE instead of standard output (created or truncated).
+    /// Write events to FILE instead of standard output (created or truncated; refused when FILE is also an input).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
