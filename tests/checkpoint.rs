@@ -162,7 +162,7 @@ fn no_line_is_lost_when_killed_at_any_moment() {
         // build, other tests running) some runs still get past a checkpoint
         // before they are killed.
         let delay = Duration::from_millis((5 + seed % 120) * (1 + runs / 4));
-        let completed = match wait_timeout(
+        let completed = match common::wait_timeout(
             &mut child,
             if runs > 20 {
                 Duration::from_secs(60)
@@ -203,22 +203,6 @@ fn no_line_is_lost_when_killed_at_any_moment() {
     );
     let missing = expected.iter().filter(|l| !seen.contains(**l)).count();
     assert_eq!(missing, 0, "{missing} lines lost over {runs} runs");
-}
-
-fn wait_timeout(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]

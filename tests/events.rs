@@ -8,7 +8,7 @@ mod common;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ---------------------------------------------------------------- helpers
 
@@ -993,17 +993,10 @@ fn compile_error_exits_before_reading_input() {
         .spawn()
         .expect("spawn evq");
     let stdin = child.stdin.take();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("evq read standard input before reporting a compile error");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::wait_timeout(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("evq read standard input before reporting a compile error");
     };
     drop(stdin);
     assert_eq!(status.code(), Some(2));

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ------------------------------------------------------- valid JSON out
 
@@ -191,16 +191,10 @@ fn close_after_first_line(args: &[&str], input: Vec<u8>) -> (i32, String) {
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("{\"i\":"), "first line: {first}");
     drop(stdout);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("evq did not stop after its output was closed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::wait_timeout(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("evq did not stop after its output was closed");
     };
     let _ = feeder.join();
     (status.code().expect("exit status"), errors.join().unwrap())

@@ -105,3 +105,20 @@ pub fn append(path: &Path, text: &str) {
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
+
+/// Waits for `child` to exit, at most `limit`; `None` when it is still running.
+pub fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
