@@ -81,6 +81,10 @@ impl Source {
     pub fn size(&self) -> Option<u64> {
         let path = self.path.as_ref()?;
         let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            // A pipe or device: opening it here would consume its data.
+            return None;
+        }
         let mut magic = [0; 4];
         let n = File::open(path).and_then(|mut f| f.read(&mut magic)).ok()?;
         (meta.is_file() && compression(&magic[..n]).is_none()).then_some(meta.len())
@@ -190,6 +194,14 @@ fn open(
     let Some((offset, line)) = position(index, path, &file, checkpoint, deliver)? else {
         return Ok(None);
     };
+    if offset == 0 && !file.metadata()?.is_file() {
+        // A named pipe, `<(command)` or a device: read as a stream, as
+        // standard input is (it cannot be read at an offset or sought).
+        return Ok(Some((
+            decompressed(file)?,
+            LineReader::resumed(index, id, 0, line),
+        )));
+    }
     let mut magic = [0; 4];
     let n = std::os::unix::fs::FileExt::read_at(&file, &mut magic, 0)?;
     let reader = if compression(&magic[..n]).is_some() {

@@ -381,3 +381,43 @@ fn periodic_stats_carry_the_wall_clock_time() {
     assert!(report["interval"].is_object(), "{line}");
     check_time(report["time"].as_str().expect("time"));
 }
+
+// ------------------------------------------------- pipes as FILE
+
+#[test]
+fn a_named_pipe_is_read_whole_as_a_stream() {
+    let dir = common::tempdir();
+    let fifo = dir.path().join("events.pipe");
+    match std::process::Command::new("mkfifo").arg(&fifo).status() {
+        Ok(s) if s.success() => {}
+        other => {
+            eprintln!("skipped: mkfifo unavailable ({other:?})");
+            return;
+        }
+    }
+    // The writer blocks until evq opens the pipe; the size probe for the
+    // progress bar must not open it first and take the data.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, "{\"a\":1}\n{\"a\":2}\n"))
+    };
+    let mut child = common::evq()
+        .args(["--progress", "-m", ".a"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let Some(status) = common::wait_timeout(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        // Unblock the writer if evq never opened the pipe.
+        let _ = std::fs::read(&fifo);
+        panic!("evq hung on a named pipe");
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(text, "1\n2\n");
+}
