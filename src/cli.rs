@@ -103,6 +103,16 @@ pub enum OnError {
 pub enum Generate {
     /// The roff man page, as committed in man/evq.1.
     Man,
+    /// Completion script for bash.
+    CompleteBash,
+    /// Completion script for zsh.
+    CompleteZsh,
+    /// Completion script for fish.
+    CompleteFish,
+    /// Completion script for PowerShell.
+    CompletePowershell,
+    /// Completion script for elvish.
+    CompleteElvish,
 }
 
 /// The arguments as clap parses them; `plan` turns them into a run plan.
@@ -339,6 +349,22 @@ pub fn short_usage() -> String {
     )
 }
 
+/// Writes the completion script `--generate complete-SHELL` asks for, made
+/// by clap_complete from the same definitions as `--help`; `None` for `man`.
+pub fn completions(kind: Generate, out: &mut dyn std::io::Write) -> Option<()> {
+    use clap_complete::Shell;
+    let shell = match kind {
+        Generate::Man => return None,
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::CompletePowershell => Shell::PowerShell,
+        Generate::CompleteElvish => Shell::Elvish,
+    };
+    clap_complete::generate(shell, &mut command(), "evq", out);
+    Some(())
+}
+
 /// Renders the man page from the definitions above: clap_mangen's sections,
 /// then EXIT STATUS and EXAMPLES from the same tables `--help` uses.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
@@ -346,7 +372,7 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    out.extend_from_slice(synopsis().as_bytes());
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     let mut extra = String::from(".SH \"EXIT STATUS\"\n");
@@ -364,6 +390,60 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     out.extend_from_slice(extra.as_bytes());
     man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// The SYNOPSIS section: every option with its placeholders (`-f|--filter
+/// EXPR`), which clap_mangen's own synopsis leaves out.
+fn synopsis() -> String {
+    let mut cmd = command();
+    cmd.build();
+    let mut line = String::from("\\fBevq\\fR");
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        if arg.is_positional() {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("\\fB{}\\fR", roff(&format!("-{short}"))));
+        }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("\\fB{}\\fR", roff(&format!("--{long}"))));
+        }
+        let values = arg
+            .get_value_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| format!("\\fI{}\\fR", roff(n)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let value = if !takes_value || values.is_empty() {
+            String::new()
+        } else if arg.get_num_args().is_some_and(|n| n.min_values() == 0) {
+            format!("[={values}]")
+        } else {
+            format!(" {values}")
+        };
+        let repeated = matches!(arg.get_action(), ArgAction::Append);
+        // An unpaddable space (`\ `) keeps an option with its placeholders.
+        line.push_str(&format!(
+            " [{}{}]{}",
+            names.join("|"),
+            value.replace(' ', "\\ "),
+            if repeated { "..." } else { "" }
+        ));
+    }
+    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let name = arg
+            .get_value_names()
+            .map_or(arg.get_id().as_str(), |n| &n[0]);
+        line.push_str(&format!(" [\\fI{}\\fR]...", roff(name)));
+    }
+    // Left-aligned, and placeholders not hyphenated at the end of a line.
+    format!(".SH SYNOPSIS\n.nh\n.ad l\n{line}\n.ad\n.hy\n")
 }
 
 /// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.
