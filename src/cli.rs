@@ -11,7 +11,8 @@ evq reads NDJSON (one JSON value per line) from each FILE in order, or from \
 standard input when FILE is '-' or absent. Each event runs through the stages \
 given by -f/--filter and -m/--map, in command-line order, and the surviving \
 events are written to standard output as compact JSON lines. An event no map \
-changed is written byte for byte as it was read. Everything evq writes is \
+changed is written byte for byte as it was read (in jq's other formats, \
+--indent, --tab, -S, -C and -a, every event is written from its value). Everything evq writes is \
 valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
 negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
 never in place of a FILE.
@@ -213,6 +214,38 @@ pub struct Args {
     /// Write string events without quotes or escapes, as jq -r does.
     #[arg(short, long, help_heading = "Output")]
     pub raw_output: bool,
+
+    /// Like -r, with no newline after each event (jq's -j; in evq -j is --threads).
+    #[arg(long, help_heading = "Output")]
+    pub join_output: bool,
+
+    /// One event a line, no white space: the default, accepted as jq spells it (the last of -c, --indent and --tab wins).
+    #[arg(short = 'c', long, overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub compact_output: bool,
+
+    /// Pretty-print each event, indented by N spaces (0 to 7; 0 puts every value on a line of its own, unindented, as jq 1.8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=7), overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub indent: Option<u8>,
+
+    /// Pretty-print each event, indented by a tab a level.
+    #[arg(long, overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub tab: bool,
+
+    /// Write the keys of every object in sorted order.
+    #[arg(short = 'S', long, help_heading = "Output")]
+    pub sort_keys: bool,
+
+    /// Colour the JSON as jq does (JQ_COLORS sets the colours), also when standard output is not a terminal. Default: colour when the events go to a terminal and NO_COLOR is unset or empty.
+    #[arg(short = 'C', long, help_heading = "Output")]
+    pub color_output: bool,
+
+    /// Never colour the JSON (wins over -C/--color-output, as in jq).
+    #[arg(short = 'M', long, help_heading = "Output")]
+    pub monochrome_output: bool,
+
+    /// Write every character beyond ASCII as a \uXXXX escape (a surrogate pair above U+FFFF).
+    #[arg(short = 'a', long, help_heading = "Output")]
+    pub ascii_output: bool,
 
     /// Exit 1 when no event was emitted, as grep does.
     #[arg(short, long, help_heading = "Output")]
