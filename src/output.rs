@@ -1,5 +1,6 @@
-//! Outputs apart from the stages: the event writer (stdout or `-o FILE`) and
-//! the dead-letter file of failed events.
+//! Outputs apart from the stages: how events are written (`Formatter`:
+//! compact JSON lines, or jq's other formats through `Pretty`), the event
+//! writer (stdout or `-o FILE`) and the dead-letter file of failed events.
 
 use base64::Engine as _;
 use jaq_json::write::Pp;
