@@ -11,7 +11,8 @@ evq reads NDJSON (one JSON value per line) from each FILE in order, or from \
 standard input when FILE is '-' or absent. Each event runs through the stages \
 given by -f/--filter and -m/--map, in command-line order, and the surviving \
 events are written to standard output as compact JSON lines. An event no map \
-changed is written byte for byte as it was read. Everything evq writes is \
+changed is written byte for byte as it was read (in jq's other formats, \
+--indent, --tab, -S, -C and -a, every event is written from its value). Everything evq writes is \
 valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
 negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
 never in place of a FILE.
@@ -103,6 +104,16 @@ pub enum OnError {
 pub enum Generate {
     /// The roff man page, as committed in man/evq.1.
     Man,
+    /// Completion script for bash.
+    CompleteBash,
+    /// Completion script for zsh.
+    CompleteZsh,
+    /// Completion script for fish.
+    CompleteFish,
+    /// Completion script for PowerShell.
+    CompletePowershell,
+    /// Completion script for elvish.
+    CompleteElvish,
 }
 
 /// The arguments as clap parses them; `plan` turns them into a run plan.
@@ -203,6 +214,38 @@ pub struct Args {
     /// Write string events without quotes or escapes, as jq -r does.
     #[arg(short, long, help_heading = "Output")]
     pub raw_output: bool,
+
+    /// Like -r, with no newline after each event (jq's -j; in evq -j is --threads).
+    #[arg(long, help_heading = "Output")]
+    pub join_output: bool,
+
+    /// One event a line, no white space: the default, accepted as jq spells it (the last of -c, --indent and --tab wins).
+    #[arg(short = 'c', long, overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub compact_output: bool,
+
+    /// Pretty-print each event, indented by N spaces (0 to 7; 0 puts every value on a line of its own, unindented, as jq 1.8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=7), overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub indent: Option<u8>,
+
+    /// Pretty-print each event, indented by a tab a level.
+    #[arg(long, overrides_with_all = ["compact_output", "indent", "tab"], help_heading = "Output")]
+    pub tab: bool,
+
+    /// Write the keys of every object in sorted order.
+    #[arg(short = 'S', long, help_heading = "Output")]
+    pub sort_keys: bool,
+
+    /// Colour the JSON as jq does (JQ_COLORS sets the colours), also when standard output is not a terminal. Default: colour when the events go to a terminal and NO_COLOR is unset or empty.
+    #[arg(short = 'C', long, help_heading = "Output")]
+    pub color_output: bool,
+
+    /// Never colour the JSON (wins over -C/--color-output, as in jq).
+    #[arg(short = 'M', long, help_heading = "Output")]
+    pub monochrome_output: bool,
+
+    /// Write every character beyond ASCII as a \uXXXX escape (a surrogate pair above U+FFFF).
+    #[arg(short = 'a', long, help_heading = "Output")]
+    pub ascii_output: bool,
 
     /// Exit 1 when no event was emitted, as grep does.
     #[arg(short, long, help_heading = "Output")]
@@ -339,6 +382,22 @@ pub fn short_usage() -> String {
     )
 }
 
+/// Writes the completion script `--generate complete-SHELL` asks for, made
+/// by clap_complete from the same definitions as `--help`; `None` for `man`.
+pub fn completions(kind: Generate, out: &mut dyn std::io::Write) -> Option<()> {
+    use clap_complete::Shell;
+    let shell = match kind {
+        Generate::Man => return None,
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::CompletePowershell => Shell::PowerShell,
+        Generate::CompleteElvish => Shell::Elvish,
+    };
+    clap_complete::generate(shell, &mut command(), "evq", out);
+    Some(())
+}
+
 /// Renders the man page from the definitions above: clap_mangen's sections,
 /// then EXIT STATUS and EXAMPLES from the same tables `--help` uses.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
@@ -346,7 +405,7 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    out.extend_from_slice(synopsis().as_bytes());
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     let mut extra = String::from(".SH \"EXIT STATUS\"\n");
@@ -364,6 +423,60 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     out.extend_from_slice(extra.as_bytes());
     man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// The SYNOPSIS section: every option with its placeholders (`-f|--filter
+/// EXPR`), which clap_mangen's own synopsis leaves out.
+fn synopsis() -> String {
+    let mut cmd = command();
+    cmd.build();
+    let mut line = String::from("\\fBevq\\fR");
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        if arg.is_positional() {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("\\fB{}\\fR", roff(&format!("-{short}"))));
+        }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("\\fB{}\\fR", roff(&format!("--{long}"))));
+        }
+        let values = arg
+            .get_value_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| format!("\\fI{}\\fR", roff(n)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let value = if !takes_value || values.is_empty() {
+            String::new()
+        } else if arg.get_num_args().is_some_and(|n| n.min_values() == 0) {
+            format!("[={values}]")
+        } else {
+            format!(" {values}")
+        };
+        let repeated = matches!(arg.get_action(), ArgAction::Append);
+        // An unpaddable space (`\ `) keeps an option with its placeholders.
+        line.push_str(&format!(
+            " [{}{}]{}",
+            names.join("|"),
+            value.replace(' ', "\\ "),
+            if repeated { "..." } else { "" }
+        ));
+    }
+    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let name = arg
+            .get_value_names()
+            .map_or(arg.get_id().as_str(), |n| &n[0]);
+        line.push_str(&format!(" [\\fI{}\\fR]...", roff(name)));
+    }
+    // Left-aligned, and placeholders not hyphenated at the end of a line.
+    format!(".SH SYNOPSIS\n.nh\n.ad l\n{line}\n.ad\n.hy\n")
 }
 
 /// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.

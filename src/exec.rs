@@ -190,7 +190,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let (batch_tx, batch_rx) = sync_channel::<Message>(QUEUE);
         let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
         let chain = plan.chain.clone();
-        let (formatter, abort) = (plan.formatter, plan.on_error == OnError::Abort);
+        let (formatter, abort) = (plan.formatter.clone(), plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
         let direct = plan.direct.clone();
         let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));

@@ -13,9 +13,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let started = std::time::Instant::now();
     let args = cli::parse();
-    if let Some(cli::Generate::Man) = args.generate {
-        let page = cli::man_page().expect("render man page");
-        let _ = std::io::stdout().write_all(&page);
+    if let Some(kind) = args.generate {
+        let mut out = Vec::new();
+        if cli::completions(kind, &mut out).is_none() {
+            out = cli::man_page().expect("render man page");
+        }
+        let _ = std::io::stdout().write_all(&out);
         return;
     }
     let stop = signal::install();

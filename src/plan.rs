@@ -8,7 +8,7 @@ use crate::cli::{Args, OnError, StageKind, StatsFormat};
 use crate::input::Source;
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
-use crate::output::{DeadLetter, EventWriter, Formatter};
+use crate::output::{DeadLetter, EventWriter, Formatter, Pretty};
 use crate::stage::window::{WindowConfig, WindowStage, agg, time};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::status;
@@ -471,6 +471,7 @@ impl Plan {
                 eprintln!("evq: {hint}");
             }
         }
+        let formatter = formatter(&args);
         Ok(Plan {
             sources,
             projection: if args.full_parse {
@@ -478,16 +479,15 @@ impl Plan {
             } else {
                 chain.fields()
             },
-            direct: if args.full_parse {
+            // Direct evaluation writes compact lines only.
+            direct: if args.full_parse || !formatter.plain() {
                 None
             } else {
                 chain.direct()
             },
             chain,
             threads,
-            formatter: Formatter {
-                raw_output: args.raw_output,
-            },
+            formatter,
             output,
             dead_letter,
             stats: args.stats,
@@ -500,6 +500,46 @@ impl Plan {
             progress,
             progress_forced: args.progress,
         })
+    }
+}
+
+/// How events are written, from the output flags: jq's formats, and
+/// colour by default only when the events go to a terminal and `NO_COLOR`
+/// is unset or empty (as jq 1.7.1 and later decide).
+fn formatter(args: &Args) -> Formatter {
+    use std::io::IsTerminal;
+    let indent = match (args.tab, args.indent) {
+        (true, _) => Some("\t".to_string()),
+        (false, n) => n.map(|n| " ".repeat(n.into())),
+    };
+    let color = !args.monochrome_output
+        && (args.color_output
+            || (args.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())));
+    let colors = color.then(|| {
+        let spec = std::env::var("JQ_COLORS").ok();
+        Pretty::colors(spec.as_deref()).unwrap_or_else(|| {
+            eprintln!(
+                "evq: JQ_COLORS: {:?} is not a colon-separated list of colours such as {}; default colours used",
+                spec.unwrap_or_default(),
+                crate::output::DEFAULT_COLORS.join(":")
+            );
+            Pretty::colors(None).expect("no JQ_COLORS is valid")
+        })
+    });
+    let pretty = Pretty {
+        indent,
+        sort_keys: args.sort_keys,
+        ascii: args.ascii_output,
+        colors,
+    };
+    let plain =
+        pretty.indent.is_none() && !pretty.sort_keys && !pretty.ascii && pretty.colors.is_none();
+    Formatter {
+        raw_output: args.raw_output || args.join_output,
+        join_output: args.join_output,
+        pretty: (!plain).then(|| std::sync::Arc::new(pretty)),
     }
 }
 

@@ -102,7 +102,7 @@ fn worker(stages: &[(bool, &str)]) -> Worker {
     let chain = direct::compile(stages, &[]).expect("a direct chain");
     Worker::new(
         built,
-        Formatter { raw_output: false },
+        Formatter::default(),
         false,
         None,
         Some(chain),

@@ -54,6 +54,7 @@ fn long_help() -> String {
 /// Roff text as a reader sees it: escaped hyphens and quotes, font changes removed.
 fn unroff(roff: &str) -> String {
     roff.replace("\\-", "-")
+        .replace("\\ ", " ")
         .replace("\\*(Aq", "'")
         .replace("\\fB", "")
         .replace("\\fI", "")
@@ -177,4 +178,28 @@ fn help_and_man_page_document_the_exit_statuses() {
         entries, help,
         "the EXIT STATUS text of man/evq.1 and of evq --help differ"
     );
+}
+
+#[test]
+fn man_page_synopsis_shows_each_options_placeholders() {
+    let man = committed();
+    let synopsis = man
+        .split("\n.SH SYNOPSIS\n")
+        .nth(1)
+        .expect("man/evq.1 has a SYNOPSIS section");
+    let synopsis = unroff(synopsis.split("\n.SH ").next().unwrap());
+    for expected in [
+        "[-f|--filter EXPR]...",
+        "[-m|--map EXPR]...",
+        "[--arg NAME VALUE]...",
+        "[--window SPEC]",
+        "[--stats[=FORMAT]]",
+        "[-F|--follow]",
+        "[FILE]...",
+    ] {
+        assert!(
+            synopsis.contains(expected),
+            "the SYNOPSIS of man/evq.1 does not show {expected}:\n{synopsis}"
+        );
+    }
 }

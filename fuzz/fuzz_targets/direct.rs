@@ -76,7 +76,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(result.is_ok(), "{expr:?} on {raw:?}: jaq fails");
             assert_eq!(outputs.len(), 1, "{expr:?} on {raw:?}: one output");
             let mut theirs = Vec::new();
-            Formatter { raw_output }.value(&mut theirs, &outputs[0]);
+            Formatter {
+                raw_output,
+                ..Default::default()
+            }
+            .value(&mut theirs, &outputs[0]);
             assert_eq!(
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&theirs),
