@@ -125,7 +125,8 @@ pub enum Generate {
     long_about = LONG_ABOUT,
     after_help = "Exit status: 0 ok, 1 nothing emitted under -e, 2 usage or expression error, 3 events failed, 4 I/O error. See --help for more.",
     after_long_help = after_long_help(),
-    max_term_width = 100
+    max_term_width = 100,
+    args_override_self = true
 )]
 pub struct Args {
     /// Input files, read in order; '-' or none reads standard input.

@@ -311,3 +311,21 @@ fn join_output_writes_raw_strings_with_no_newline() {
         "{\"a\":\"x\",\"n\":1}s{\"a\":\"y\",\"n\":2}"
     );
 }
+
+#[test]
+fn a_switch_given_twice_is_accepted_as_in_jq() {
+    assert_eq!(
+        ok(&["-S", "-c", "-S", "-c"], b"{\"b\":1,\"a\":2}\n"),
+        "{\"a\":2,\"b\":1}\n"
+    );
+    // Repeated stages and variables still add up (the last binding wins).
+    assert_eq!(
+        ok(
+            &[
+                "-m", ".a", "-m", ". + 1", "--arg", "x", "1", "--arg", "x", "2", "-m", "[., $x]"
+            ],
+            b"{\"a\":1}\n"
+        ),
+        "[2,\"2\"]\n"
+    );
+}
