@@ -1274,6 +1274,7 @@ mod tests {
         let stop = AtomicUsize::new(0);
         read_source(
             0,
+            Format::Ndjson,
             input.as_bytes(),
             &mut |m| {
                 messages.push(m);
@@ -1293,5 +1294,103 @@ mod tests {
         }
         assert_eq!(got, vec![(1, 1), (2, long.len()), (3, 1)]);
         assert_eq!(bytes, input.len() as u64);
+    }
+
+    /// A reader that yields at most `step` bytes a read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Events as `read_source` cuts them in `format`, `step` bytes a read.
+    fn events(format: Format, input: &[u8], step: usize) -> (Vec<(u64, String)>, u64) {
+        let mut got = Vec::new();
+        let mut bytes = 0;
+        let stop = AtomicUsize::new(0);
+        let mut deliver = |m| {
+            if let Message::Batch(b) = m {
+                bytes += b.bytes;
+                got.extend(
+                    b.lines
+                        .iter()
+                        .map(|l| (l.number, String::from_utf8_lossy(b.line(l)).into_owned())),
+                );
+            }
+            true
+        };
+        let reader = Trickle(input, step);
+        read_source(0, format, reader, &mut deliver, &stop, &Pool::default()).unwrap();
+        (got, bytes)
+    }
+
+    #[test]
+    fn json_values_are_found_across_reads_and_made_compact() {
+        let input = "\u{feff}{\"a\":1}{\"a\":2}[1,2] 3\n{\n  \"x\": [1,\n  2], \"s\": \"a \\\" b\\\\\"\n}\n\"s\" -1.5e3 true\nnull";
+        let want = vec![
+            (1, r#"{"a":1}"#.to_string()),
+            (1, r#"{"a":2}"#.to_string()),
+            (1, "[1,2]".to_string()),
+            (1, "3".to_string()),
+            (2, r#"{"x":[1,2],"s":"a \" b\\"}"#.to_string()),
+            (6, r#""s""#.to_string()),
+            (6, "-1.5e3".to_string()),
+            (6, "true".to_string()),
+            (7, "null".to_string()),
+        ];
+        for step in [1, 2, 3, 7, 1 << 20] {
+            let (got, bytes) = events(Format::Json, input.as_bytes(), step);
+            assert_eq!(got, want, "step {step}");
+            assert_eq!(bytes, input.len() as u64);
+        }
+    }
+
+    #[test]
+    fn malformed_json_values_resume_at_a_line_that_starts_a_value() {
+        let input = "{\"a\": [1, 2}\n{\"b\":2}\n{\n  \"c\": 1,\n  \"d\": [1,\n}\n  [1 2]\n] 4\n{\"e\":\n  1";
+        let want = vec![
+            (1, "{\"a\": [1, 2}".to_string()),
+            (2, r#"{"b":2}"#.to_string()),
+            (3, "{\n  \"c\": 1,\n  \"d\": [1,\n}\n  [1 2]\n] 4".to_string()),
+            (9, "{\"e\":\n  1".to_string()),
+        ];
+        for step in [1, 5, 1 << 20] {
+            assert_eq!(events(Format::Json, input.as_bytes(), step).0, want);
+        }
+    }
+
+    #[test]
+    fn raw_lines_keep_blank_lines_cr_and_bom() {
+        let input = b"\xEF\xBB\xBFa\r\n\n  \nb";
+        let (got, bytes) = events(Format::Raw, input, 3);
+        let want: Vec<(u64, String)> = vec![
+            (1, "\u{feff}a\r".into()),
+            (2, "".into()),
+            (3, "  ".into()),
+            (4, "b".into()),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(bytes, input.len() as u64);
+    }
+
+    #[test]
+    fn slurped_values_keep_their_lines() {
+        let got = json_values(b"1 [2,\n 3]\n\n{\"a\": \"b c\"} x");
+        let got: Vec<(u64, String)> = got
+            .into_iter()
+            .map(|(l, v)| (l, String::from_utf8(v).unwrap()))
+            .collect();
+        let want: Vec<(u64, String)> = vec![
+            (1, "1".into()),
+            (1, "[2,3]".into()),
+            (4, r#"{"a":"b c"}"#.into()),
+            (4, "x".into()),
+        ];
+        assert_eq!(got, want);
     }
 }
