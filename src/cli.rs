@@ -217,6 +217,7 @@ pub struct Args {
         value_name = "FORMAT",
         value_enum,
         default_value_t = InputFormat::Ndjson,
+        conflicts_with = "raw_input",
         help_heading = "Input"
     )]
     pub input_format: InputFormat,

@@ -1356,7 +1356,10 @@ mod tests {
         let want = vec![
             (1, "{\"a\": [1, 2}".to_string()),
             (2, r#"{"b":2}"#.to_string()),
-            (3, "{\n  \"c\": 1,\n  \"d\": [1,\n}\n  [1 2]\n] 4".to_string()),
+            (
+                3,
+                "{\n  \"c\": 1,\n  \"d\": [1,\n}\n  [1 2]\n] 4".to_string(),
+            ),
             (9, "{\"e\":\n  1".to_string()),
         ];
         for step in [1, 5, 1 << 20] {
