@@ -14,7 +14,9 @@ events are written to standard output as compact JSON lines. An event no map \
 changed is written byte for byte as it was read. Everything evq writes is \
 valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
 negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
-never in place of a FILE.
+never in place of a FILE. With -R each line is a string event instead; with \
+--input-format json any JSON text is read, each value one event (as jq reads); \
+with -n nothing is read and the chain runs once on null.
 
 Every event is accounted for: a line that is not valid JSON, or an event whose \
 expression fails at run time, is a failed event. It is reported on standard \
@@ -24,8 +26,9 @@ line (see --on-error). Blank lines, a CR before the newline, a UTF-8 byte order 
 mark at the start of a file and a missing final newline are not errors.
 
 Expressions are in the jq language as implemented by jaq, standard library \
-included ($ENV, regular expressions, time functions). --arg and --argjson bind \
-variables in every expression; $ARGS.named holds them all. debug and stderr \
+included ($ENV, regular expressions, time functions). --arg, --argjson, \
+--slurpfile and --rawfile bind variables in every expression; $ARGS.named holds \
+them all. debug and stderr \
 write on standard error as in jq 1.7 (debug: [\"DEBUG:\",VALUE], one line each).";
 
 /// Exit statuses, for `--help` and the man page alike.
