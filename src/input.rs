@@ -933,7 +933,7 @@ impl Values {
     /// still open, or all of `buf`.
     fn scan(&mut self, buf: &[u8], last: bool) -> usize {
         if self.at_start {
-            if buf.len() < 3 && !last {
+            if buf.len() < 3 && !last && b"\xEF\xBB\xBF".starts_with(buf) {
                 return 0;
             }
             self.at_start = false;
@@ -942,31 +942,33 @@ impl Values {
             }
         }
         let mut i = self.run(buf, self.pos, last);
-        while last {
-            match (self.start, self.state) {
-                (None, _) => break,
-                (Some(_), State::Scalar) if self.stack.is_empty() => {
-                    self.state = State::Structure;
-                    self.found(buf.len());
-                }
-                (Some(start), State::Skip) => {
-                    self.state = State::Structure;
-                    self.stack.clear();
-                    self.start = None;
-                    self.items.push(Item {
-                        start,
-                        end: trim_end(buf, start, buf.len()),
-                        line: self.start_line,
-                        bad: true,
-                    });
-                }
-                (Some(start), _) => {
-                    // The value never ends: it is malformed. Look for the
-                    // line to resume at from its first line on.
-                    self.state = State::Skip;
-                    self.lines = self.start_line - 1;
-                    self.line_start = start as isize - self.start_column as isize;
-                    i = self.run(buf, start, last);
+        if last {
+            loop {
+                match (self.start, self.state) {
+                    (None, _) => break,
+                    (Some(_), State::Scalar) if self.stack.is_empty() => {
+                        self.state = State::Structure;
+                        self.found(buf.len());
+                    }
+                    (Some(start), State::Skip) => {
+                        self.state = State::Structure;
+                        self.stack.clear();
+                        self.start = None;
+                        self.items.push(Item {
+                            start,
+                            end: trim_end(buf, start, buf.len()),
+                            line: self.start_line,
+                            bad: true,
+                        });
+                    }
+                    (Some(start), _) => {
+                        // The value never ends: it is malformed. Look for the
+                        // line to resume at from its first line on.
+                        self.state = State::Skip;
+                        self.lines = self.start_line - 1;
+                        self.line_start = start as isize - self.start_column as isize;
+                        i = self.run(buf, start, last);
+                    }
                 }
             }
         }
