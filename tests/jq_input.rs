@@ -482,3 +482,62 @@ fn slurpfile_and_rawfile_errors_name_option_file_and_line() {
     );
     assert_eq!(stdout(&out), "");
 }
+
+/// Waits (at most 10 s) until `path` holds exactly `expected`.
+fn wait_for(path: &std::path::Path, expected: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = std::fs::read_to_string(path).unwrap_or_default();
+        if got == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited for output\n{expected}--- got\n{got}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn json_input_follows_a_growing_file_value_by_value() {
+    let dir = common::tempdir();
+    let path = dir.path().join("docs.json");
+    let out = dir.path().join("out.ndjson");
+    common::append(&path, "{\n  \"n\": 1\n}\n");
+    let mut child = common::evq()
+        .args([
+            "-F",
+            "--follow-interval",
+            "20ms",
+            "--input-format",
+            "json",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn evq");
+    // Stop the child whatever happens below.
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Kill(&mut child);
+    wait_for(&out, "{\"n\":1}\n");
+    // A value written in parts is handed on once complete; a number at the
+    // end waits for what follows it.
+    common::append(&path, "{\"n\":\n");
+    common::append(&path, " 2} 3");
+    wait_for(&out, "{\"n\":1}\n{\"n\":2}\n");
+    common::append(&path, "4\n[\n");
+    wait_for(&out, "{\"n\":1}\n{\"n\":2}\n34\n");
+    common::append(&path, "5]\n");
+    wait_for(&out, "{\"n\":1}\n{\"n\":2}\n34\n[5]\n");
+    drop(child);
+}
