@@ -15,7 +15,9 @@ changed is written byte for byte as it was read (in jq's other formats, \
 --indent, --tab, -S, -C and -a, every event is written from its value). Everything evq writes is \
 valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
 negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
-never in place of a FILE.
+never in place of a FILE. With -R each line is a string event instead; with \
+--input-format json any JSON text is read, each value one event (as jq reads); \
+with -n nothing is read and the chain runs once on null.
 
 Every event is accounted for: a line that is not valid JSON, or an event whose \
 expression fails at run time, is a failed event. It is reported on standard \
@@ -25,8 +27,9 @@ line (see --on-error). Blank lines, a CR before the newline, a UTF-8 byte order 
 mark at the start of a file and a missing final newline are not errors.
 
 Expressions are in the jq language as implemented by jaq, standard library \
-included ($ENV, regular expressions, time functions). --arg and --argjson bind \
-variables in every expression; $ARGS.named holds them all. debug and stderr \
+included ($ENV, regular expressions, time functions). --arg, --argjson, \
+--slurpfile and --rawfile bind variables in every expression; $ARGS.named holds \
+them all. debug and stderr \
 write on standard error as in jq 1.7 (debug: [\"DEBUG:\",VALUE], one line each).";
 
 /// Exit statuses, for `--help` and the man page alike.
@@ -99,6 +102,40 @@ pub enum OnError {
     Ignore,
 }
 
+/// How the input is read (`--input-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One JSON value per line (NDJSON, JSON Lines).
+    Ndjson,
+    /// Any JSON text: values separated by white space, each one event (as jq reads).
+    Json,
+}
+
+/// What a variable binding on the command line binds its name to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarKind {
+    /// `--arg NAME VALUE`: the string VALUE.
+    Arg,
+    /// `--argjson NAME JSON`: the JSON value.
+    ArgJson,
+    /// `--slurpfile NAME FILE`: an array of the JSON values in FILE.
+    SlurpFile,
+    /// `--rawfile NAME FILE`: FILE's text as a string.
+    RawFile,
+}
+
+impl VarKind {
+    /// The option, for messages.
+    pub fn option(self) -> &'static str {
+        match self {
+            VarKind::Arg => "--arg",
+            VarKind::ArgJson => "--argjson",
+            VarKind::SlurpFile => "--slurpfile",
+            VarKind::RawFile => "--rawfile",
+        }
+    }
+}
+
 /// What `--generate` writes to standard output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
@@ -149,6 +186,14 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub argjson: Vec<String>,
 
+    /// Bind $NAME to an array of all the JSON values in FILE (read before any event; no size limit, unlike --argjson "$(cat FILE)").
+    #[arg(long, num_args = 2, value_names = ["NAME", "FILE"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
+    pub slurpfile: Vec<String>,
+
+    /// Bind $NAME to the text of FILE, as a string.
+    #[arg(long, num_args = 2, value_names = ["NAME", "FILE"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
+    pub rawfile: Vec<String>,
+
     /// Look in DIR for the modules and data files that import and include name (repeat for several, searched in order). Default: ~/.jq, $ORIGIN/../lib/jq, $ORIGIN/../lib ($ORIGIN: the directory of the evq executable).
     #[arg(short = 'L', long = "library-path", value_name = "DIR", action = ArgAction::Append, help_heading = "Stages")]
     pub library_path: Vec<PathBuf>,
@@ -172,6 +217,25 @@ pub struct Args {
     /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late, and counted on standard error at the end (unless -q).
     #[arg(long, value_name = "DURATION", help_heading = "Windows")]
     pub lateness: Option<String>,
+
+    /// Run the chain once, on null, and read no input (no FILE may be given): evq -n -m 'range(3)'.
+    #[arg(short = 'n', long, help_heading = "Input")]
+    pub null_input: bool,
+
+    /// Each line of input is one string event, as is (blank lines too, no newline; a CR or BOM is kept; bytes that are not UTF-8 become U+FFFD), as jq -R reads: plain-text logs become events with capture.
+    #[arg(short = 'R', long, help_heading = "Input")]
+    pub raw_input: bool,
+
+    /// ndjson: one JSON value per line. json: any JSON text, as jq reads it: values separated by white space (pretty-printed documents, {"a":1}{"a":2}), each one event, numbered by the line where it starts; after a malformed value evq resumes at the next line that starts a value no deeper indented.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = InputFormat::Ndjson,
+        conflicts_with = "raw_input",
+        help_heading = "Input"
+    )]
+    pub input_format: InputFormat,
 
     /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, the old one still read for --rotate-wait; truncated ones are read again from the start), until SIGINT or SIGTERM.
     #[arg(short = 'F', long, help_heading = "Input")]
@@ -298,9 +362,10 @@ pub struct Args {
     #[arg(skip)]
     pub stages: Vec<(StageKind, String)>,
 
-    /// `--arg` and `--argjson` in command-line order: (json?, name, value).
+    /// `--arg`, `--argjson`, `--slurpfile` and `--rawfile` in command-line
+    /// order: (kind, name, value or file).
     #[arg(skip)]
-    pub vars: Vec<(bool, String, String)>,
+    pub vars: Vec<(VarKind, String, String)>,
 }
 
 /// The kinds of stage a command line can build.
@@ -355,15 +420,20 @@ pub fn parse() -> Args {
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();
     // Likewise for variables, so a later binding of a name wins, as in jq.
-    let mut vars: Vec<(usize, bool, String, String)> = Vec::new();
-    for (id, json) in [("arg", false), ("argjson", true)] {
+    let mut vars: Vec<(usize, VarKind, String, String)> = Vec::new();
+    for (id, kind) in [
+        ("arg", VarKind::Arg),
+        ("argjson", VarKind::ArgJson),
+        ("slurpfile", VarKind::SlurpFile),
+        ("rawfile", VarKind::RawFile),
+    ] {
         if let (Some(values), Some(indices)) =
             (matches.get_many::<String>(id), matches.indices_of(id))
         {
             let values: Vec<&String> = values.collect();
             let indices: Vec<usize> = indices.collect();
             for (pair, index) in values.chunks(2).zip(indices.chunks(2)) {
-                vars.push((index[0], json, pair[0].clone(), pair[1].clone()));
+                vars.push((index[0], kind, pair[0].clone(), pair[1].clone()));
             }
         }
     }

@@ -193,11 +193,13 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let (formatter, abort) = (plan.formatter.clone(), plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
         let direct = plan.direct.clone();
+        let format = plan.input_format;
         let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool);
+            let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool)
+                .with_format(format);
             let stateful = worker.stateful();
             loop {
                 let outcome = match batch_rx.recv_timeout(TICK) {

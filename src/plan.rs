@@ -4,8 +4,8 @@
 //! hints on a legal but likely mistaken chain (a filter after a window that
 //! reads fields no result has).
 
-use crate::cli::{Args, OnError, StageKind, StatsFormat};
-use crate::input::Source;
+use crate::cli::{Args, InputFormat, OnError, StageKind, StatsFormat, VarKind};
+use crate::input::{Format, Source};
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
 use crate::output::{DeadLetter, EventWriter, Formatter, Pretty};
@@ -16,6 +16,8 @@ use jaq_json::Val;
 
 pub struct Plan {
     pub sources: Vec<Source>,
+    /// How input bytes become events (`-n`, `-R`, `--input-format`).
+    pub input_format: Format,
     /// The stages, as each worker thread builds them for itself.
     pub chain: Chain,
     /// Worker threads running the stages.
@@ -54,7 +56,7 @@ pub struct Plan {
 #[derive(Clone)]
 pub struct Chain {
     stages: Vec<(StageKind, String)>,
-    vars: Vec<(bool, String, String)>,
+    vars: Vec<Binding>,
     window: WindowArgs,
     /// The modules `import` and `include` find (`-L`), shared by every copy,
     /// so each compiles with the same files.
@@ -343,6 +345,7 @@ impl Plan {
     pub fn new(args: Args) -> Result<Plan, Fatal> {
         if args.stages.is_empty()
             && args.files.is_empty()
+            && !args.null_input
             && std::io::IsTerminal::is_terminal(&std::io::stdin())
         {
             // Nothing to do but wait for a person to type events: say how
@@ -378,18 +381,33 @@ impl Plan {
             aggs: args.aggs.clone(),
             lateness: args.lateness.clone(),
         };
+        let vars = bindings(&args.vars)?;
         let chain = Chain {
             stages: args.stages.clone(),
-            vars: args.vars.clone(),
+            vars: vars.clone(),
             window,
             library: std::sync::Arc::new(Library::new(args.library_path.clone())),
         };
         chain.build()?;
 
-        mistaken_expression(&args)?;
-        let mut sources: Vec<Source> = args.files.iter().map(|p| Source::new(p)).collect();
+        mistaken_expression(&args, &vars)?;
+        let input_format = match (args.null_input, args.raw_input, args.input_format) {
+            (true, _, _) => Format::Null,
+            (_, true, _) => Format::Raw,
+            (_, _, InputFormat::Json) => Format::Json,
+            (_, _, InputFormat::Ndjson) => Format::Ndjson,
+        };
+        let mut sources: Vec<Source> = args
+            .files
+            .iter()
+            .map(|p| Source::new(p).with_format(input_format))
+            .collect();
+        if input_format == Format::Null {
+            null_input_alone(&args)?;
+            sources.push(Source::null());
+        }
         if sources.is_empty() {
-            sources.push(Source::new("-".as_ref()));
+            sources.push(Source::new("-".as_ref()).with_format(input_format));
         }
         refuse_overwriting_inputs(&args, &sources)?;
 
@@ -472,15 +490,15 @@ impl Plan {
             }
         }
         let formatter = formatter(&args);
+        // -R events are strings made from the line: nothing to project or
+        // evaluate on the line's bytes. Direct evaluation writes compact
+        // lines only.
+        let whole = args.full_parse || input_format == Format::Raw;
         Ok(Plan {
             sources,
-            projection: if args.full_parse {
-                None
-            } else {
-                chain.fields()
-            },
-            // Direct evaluation writes compact lines only.
-            direct: if args.full_parse || !formatter.plain() {
+            input_format,
+            projection: if whole { None } else { chain.fields() },
+            direct: if whole || !formatter.plain() {
                 None
             } else {
                 chain.direct()
@@ -543,20 +561,101 @@ fn formatter(args: &Args) -> Formatter {
     }
 }
 
-/// `--arg NAME VALUE` and `--argjson NAME JSON`, in command-line order.
-fn variables(args: &[(bool, String, String)]) -> Result<Vec<(String, Val)>, Fatal> {
+/// A variable binding of the command line, with its text: VALUE or JSON as
+/// given, or what FILE holds (read once, by `bindings`).
+#[derive(Clone)]
+struct Binding {
+    kind: VarKind,
+    name: String,
+    text: std::sync::Arc<str>,
+    /// FILE, for `--slurpfile` and `--rawfile`.
+    file: Option<String>,
+}
+
+/// The command line's bindings, with the files of `--slurpfile` and
+/// `--rawfile` read: one that cannot be read is an I/O error (exit 4).
+fn bindings(args: &[(VarKind, String, String)]) -> Result<Vec<Binding>, Fatal> {
+    let mut bindings = Vec::new();
+    for (kind, name, value) in args {
+        let (text, file) = match kind {
+            VarKind::Arg | VarKind::ArgJson => (value.as_str().into(), None),
+            VarKind::SlurpFile | VarKind::RawFile => {
+                let bytes = std::fs::read(value).map_err(|e| {
+                    Fatal::io(format!(
+                        "evq: {} {name}: cannot read {value}: {}",
+                        kind.option(),
+                        status::io_error_text(&e)
+                    ))
+                })?;
+                (String::from_utf8_lossy(&bytes).into(), Some(value.clone()))
+            }
+        };
+        bindings.push(Binding {
+            kind: *kind,
+            name: name.clone(),
+            text,
+            file,
+        });
+    }
+    Ok(bindings)
+}
+
+/// The variables the bindings give, in command-line order: `--arg` a
+/// string, `--argjson` its JSON, `--slurpfile` an array of the JSON values
+/// in FILE, `--rawfile` FILE's text.
+fn variables(bindings: &[Binding]) -> Result<Vec<(String, Val)>, Fatal> {
     let mut vars = Vec::new();
-    for (json, name, value) in args {
-        if *json {
-            let name = var_name("--argjson", name)?;
-            let value = crate::json::parse(value.as_bytes())
-                .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?;
-            vars.push((name, value));
-        } else {
-            vars.push((var_name("--arg", name)?, Val::from(value.clone())));
-        }
+    for Binding {
+        kind,
+        name,
+        text,
+        file,
+    } in bindings
+    {
+        let name = var_name(kind.option(), name)?;
+        let value = match kind {
+            VarKind::Arg | VarKind::RawFile => Val::from(text.to_string()),
+            VarKind::ArgJson => crate::json::parse(text.as_bytes())
+                .map_err(|e| Fatal::usage(format!("evq: --argjson {name}: {e}")))?,
+            VarKind::SlurpFile => {
+                let file = file.as_deref().unwrap_or_default();
+                let mut values = Vec::new();
+                for (line, value) in crate::input::json_values(text.as_bytes()) {
+                    values.push(crate::json::parse(&value).map_err(|e| {
+                        Fatal::usage(format!(
+                            "evq: --slurpfile {name}: {file}:{line}: {}",
+                            crate::input::value_error(&e)
+                        ))
+                    })?);
+                }
+                Val::Arr(values.into())
+            }
+        };
+        vars.push((name, value));
     }
     Ok(vars)
+}
+
+/// `-n` reads no input: a FILE would go unread, and nothing can be followed
+/// or resumed.
+fn null_input_alone(args: &Args) -> Result<(), Fatal> {
+    if let Some(file) = args.files.first() {
+        return Err(Fatal::usage(format!(
+            "evq: -n/--null-input reads no input, so FILE {} would not be read (evq has no input or inputs); leave it out, or drop -n to read it",
+            file.display()
+        )));
+    }
+    for (given, option) in [
+        (args.follow, "--follow"),
+        (args.checkpoint.is_some(), "--checkpoint"),
+    ] {
+        if given {
+            return Err(Fatal::usage(format!(
+                "evq: {option} cannot be used with -n/--null-input: there is no input"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn var_name(option: &str, name: &str) -> Result<String, Fatal> {
@@ -578,17 +677,18 @@ fn var_name(option: &str, name: &str) -> Result<String, Fatal> {
 /// The jq habit `evq EXPR FILE`: a FILE argument that does not exist but
 /// compiles as a jq expression was meant as one. Said before anything is
 /// read, rather than failing on a missing file and passing the rest through.
-fn mistaken_expression(args: &Args) -> Result<(), Fatal> {
+fn mistaken_expression(args: &Args, vars: &[Binding]) -> Result<(), Fatal> {
     for (i, file) in args.files.iter().enumerate() {
         let Some(text) = file.to_str() else { continue };
         if text == "-" || std::fs::symlink_metadata(file).is_ok() {
             continue;
         }
-        let globals = Globals::new(variables(&args.vars).unwrap_or_default());
+        let globals = Globals::new(variables(vars).unwrap_or_default());
         if Program::compile(text, "FILE", &globals).is_err() {
             continue;
         }
-        let mut example = format!("evq -m '{}'", text.replace('\'', "'\\''"));
+        let n = if args.null_input { "-n " } else { "" };
+        let mut example = format!("evq {n}-m '{}'", text.replace('\'', "'\\''"));
         for other in args.files.iter().enumerate().filter(|(j, _)| *j != i) {
             example.push(' ');
             example.push_str(&shell_quote(&other.1.to_string_lossy()));
@@ -627,6 +727,7 @@ fn refuse_overwriting_inputs(args: &Args, sources: &[Source]) -> Result<(), Fata
     };
     let inputs: Vec<(String, (u64, u64))> = sources
         .iter()
+        .filter(|s| s.format != Format::Null)
         .filter_map(|s| {
             let path = s.path.as_deref().unwrap_or("/dev/stdin".as_ref());
             Some((s.display().to_string(), identity(path)?))

@@ -4,7 +4,7 @@
 //! executor puts batches back in input order and does everything else.
 
 use crate::direct::{self, Unsure};
-use crate::input::{Batch, Pool};
+use crate::input::{Batch, Format, Pool};
 use crate::json::{self, Fields};
 use crate::output::Formatter;
 use crate::stage::{Event, Rejected, Stage};
@@ -100,6 +100,8 @@ pub struct Worker {
     /// The chain as direct evaluation runs it, with its reusable buffers.
     direct: Option<Direct>,
     pool: Arc<Pool>,
+    /// How the lines of a batch are events (see `input::Format`).
+    format: Format,
 }
 
 impl Worker {
@@ -125,13 +127,25 @@ impl Worker {
                 maps: Vec::new(),
             }),
             pool,
+            format: Format::Ndjson,
         }
+    }
+
+    /// Lines are read as `format` says: `-R` lines are strings, values of
+    /// `--input-format json` are reported without a column (the value was
+    /// made compact: its columns are not the file's).
+    pub fn with_format(self, format: Format) -> Worker {
+        Worker { format, ..self }
     }
 
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
         p.file = batch.file;
+        if self.format == Format::Raw {
+            self.process_raw(batch, &mut p);
+            return p;
+        }
         if let Some(direct) = self.direct.take() {
             let direct = self.process_direct(direct, batch, &mut p);
             self.direct = Some(direct);
@@ -148,7 +162,10 @@ impl Worker {
                         p.events_emitted += 1;
                         true
                     }
-                    Err(error) => fail(&mut p, line.number, None, error.to_string(), raw),
+                    Err(error) => {
+                        let error = self.parse_error(&error);
+                        fail(&mut p, line.number, None, error, raw)
+                    }
                 }
             } else {
                 self.jaq_line(raw, line.number, &mut p)
@@ -179,7 +196,40 @@ impl Worker {
                 number,
                 p,
             ),
-            Err(error) => fail(p, number, None, error.to_string(), raw),
+            Err(error) => fail(p, number, None, self.parse_error(&error), raw),
+        }
+    }
+
+    /// What a line that is not JSON is reported with.
+    fn parse_error(&self, error: &json::Error) -> String {
+        match self.format {
+            Format::Json => crate::input::value_error(error),
+            _ => error.to_string(),
+        }
+    }
+
+    /// `-R`: each line is a string event (bytes that are not UTF-8 become
+    /// U+FFFD, as in jq), written from its value when no stage changes it.
+    fn process_raw(&mut self, batch: &Batch, p: &mut Processed) {
+        for line in &batch.lines {
+            let raw = batch.line(line);
+            p.events_ingested += 1;
+            let value = jaq_json::Val::from(String::from_utf8_lossy(raw).into_owned());
+            let ok = if self.stages.is_empty() {
+                self.formatter.value(&mut p.out, &value);
+                p.events_emitted += 1;
+                true
+            } else {
+                let event = Event {
+                    value,
+                    changed: true,
+                };
+                self.stage(0, event, raw, line.number, p)
+            };
+            if !ok && self.abort_on_failure {
+                p.aborted = true;
+                break;
+            }
         }
     }
 
@@ -238,7 +288,8 @@ impl Worker {
             p.events_ingested += 1;
             let passed = match d.lines[n] {
                 Fate::Bad(ref error) => {
-                    fail(p, line.number, None, error.to_string(), raw);
+                    let error = self.parse_error(error);
+                    fail(p, line.number, None, error, raw);
                     if self.abort_on_failure {
                         p.aborted = true;
                         break;
