@@ -96,7 +96,9 @@ fn big_input(dir: &Path) -> (String, String) {
 /// ends after a second (the run cannot be over before the bar would show).
 fn evq_command(file: &str, options: &str, redirect: &str) -> String {
     format!(
-        "sleep 1 | '{}' {options} -f '.n % 1000 == 0' -m .n '{file}' - {redirect}",
+        // -M: events on a terminal are coloured by default, and colour
+        // escapes would hide the bar's.
+        "sleep 1 | '{}' -M {options} -f '.n % 1000 == 0' -m .n '{file}' - {redirect}",
         env!("CARGO_BIN_EXE_evq")
     )
 }
