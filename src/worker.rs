@@ -132,6 +132,7 @@ impl Worker {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
         p.file = batch.file;
+        crate::builtins::set_source(batch.source);
         if let Some(direct) = self.direct.take() {
             let direct = self.process_direct(direct, batch, &mut p);
             self.direct = Some(direct);
@@ -164,6 +165,7 @@ impl Worker {
     /// Runs one line through the stages with jaq. Returns false when an
     /// event failed.
     fn jaq_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
+        crate::builtins::set_line(number);
         let value = match &self.projection {
             Some(fields) => json::project(raw, fields),
             None => json::parse(raw),
