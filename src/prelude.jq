@@ -152,13 +152,15 @@ def _jq_tm($name):
   elif type == "array" and length >= 1 and all(.[]; type == "number")
   then . + [range(8 - length) | 0] | .[:8]
   else error($name + " requires parsed datetime inputs") end;
-def mktime: _jq_tm("mktime") | _jaq_mktime;
+def mktime: if isarray and length >= 6 and (.[0] | isnumber) then _jaq_mktime else _jq_tm("mktime") | _jaq_mktime end;
 def strftime($f):
-  if ($f | type) != "string" then error("strftime/1 requires a string format")
+  if ($f | isstring) and (isnumber or isarray and length >= 6 and (.[0] | isnumber)) then _jaq_strftime($f)
+  elif ($f | type) != "string" then error("strftime/1 requires a string format")
   elif type == "number" then _jaq_strftime($f)
   else _jq_tm("strftime/1") | _jaq_strftime($f) end;
 def strflocaltime($f):
-  if ($f | type) != "string" then error("strflocaltime/1 requires a string format")
+  if ($f | isstring) and (isnumber or isarray and length >= 6 and (.[0] | isnumber)) then _jaq_strflocaltime($f)
+  elif ($f | type) != "string" then error("strflocaltime/1 requires a string format")
   elif type == "number" then _jaq_strflocaltime($f)
   else _jq_tm("strflocaltime/1") | _jaq_strflocaltime($f) end;
 

@@ -35,10 +35,12 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Agreeing cases of jq.test (531 plain cases) at least.
+/// Agreeing cases of jq.test (531 plain cases) at least: 424 agree; one
+/// less for jq.test:1895 (24455 dates through strptime and mktime), which
+/// in a debug build on a busy machine can run past `TIMEOUT`.
 const FLOOR_JQ_TEST: usize = 423;
 /// Agreeing cases of man.test (231 plain cases) at least.
-const FLOOR_MAN_TEST: usize = 218;
+const FLOOR_MAN_TEST: usize = 219;
 
 /// A case that runs longer is stopped and counted as disagreeing.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -140,7 +142,8 @@ fn uses(program: &str, name: &str) -> bool {
         let before = program[..at].chars().next_back();
         let after = program[at + name.len()..].chars().next();
         !before.is_some_and(|c| is_ident(c) || c == '$' && !name.starts_with('$'))
-            && !after.is_some_and(is_ident)
+            // `{import: 1}` is an object key, not the keyword.
+            && !after.is_some_and(|c| is_ident(c) || c == ':')
     })
 }
 
@@ -336,6 +339,7 @@ fn cases_are_parsed_as_jq_reads_them() {
     );
     assert!(uses("try input catch .", "input"));
     assert!(!uses("input_filename", "input"));
+    assert!(!uses("{import:14,include:15}", "import"));
     assert!(!uses("$__loc__", "input"));
     assert!(uses("[$__prog_args]", "$__prog_args"));
     assert!(!uses(r#""the input \"input\" was \(.)""#, "input"));
