@@ -24,6 +24,10 @@ const QUEUE: usize = 2;
 /// How often an idle stateful worker looks at the clock (windows on arrival time).
 const TICK: Duration = Duration::from_millis(100);
 
+/// Stack of each worker thread: jaq recurses into nested values, and jq
+/// handles 10000 levels (only the pages used are committed).
+const WORKER_STACK: usize = 256 << 20;
+
 /// Why a run stopped before its inputs ended.
 enum Stop {
     /// `--on-error abort` met a failed event.
@@ -186,7 +190,14 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let out_pool = Arc::new(input::Pool::default());
     let mut to_workers = Vec::new();
     let mut from_workers = Vec::new();
+    // For `input_filename`: each source's file, `None` for standard input.
+    let files: Vec<Option<String>> = plan
+        .sources
+        .iter()
+        .map(|s| s.path.as_ref().map(|_| s.name.clone()))
+        .collect();
     for _ in 0..threads {
+        let files = files.clone();
         let (batch_tx, batch_rx) = sync_channel::<Message>(QUEUE);
         let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
         let chain = plan.chain.clone();
@@ -196,7 +207,9 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let format = plan.input_format;
         let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
         let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
+        let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
+        let spawned = worker.spawn(move || {
+            crate::builtins::set_files(&files);
             let stages = chain.build().expect("the plan compiled this chain already");
             let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool)
                 .with_format(format);
@@ -229,6 +242,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
                 let _ = result_tx.send(Outcome::Batch(worker.finish()));
             }
         });
+        spawned.expect("spawn a worker thread");
         to_workers.push(batch_tx);
         from_workers.push(result_rx);
     }

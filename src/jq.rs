@@ -200,13 +200,37 @@ impl Program {
     /// Compiles `code`; on failure returns a rendered report that names `label`
     /// (for example `--map #2`) and underlines the error in the expression.
     pub fn compile(code: &str, label: &str, globals: &Globals) -> Result<Program, String> {
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
+        let defs = defs().iter().cloned();
+        let funs: Vec<_> = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, ..)| !MESSAGES.contains(name)))
             .chain(jaq_json::funs())
-            .chain(messages());
+            .chain(messages())
+            .chain(crate::builtins::funs())
+            .collect();
+        crate::builtins::set_builtins(
+            defs.clone()
+                .map(|d| (d.name.to_string(), d.args.len()))
+                .chain(
+                    funs.iter()
+                        .map(|(name, args, _)| (name.to_string(), args.len())),
+                ),
+        );
+        // jq's `$__loc__`: where it is written (the first one's line stands
+        // for all in the expression; in a module, too).
+        let loc_line = code
+            .find("$__loc__")
+            .map_or(1, |at| code[..at].matches('\n').count() + 1);
+        let loc = Val::obj(
+            [
+                (
+                    Val::from("file".to_string()),
+                    Val::from("<top-level>".to_string()),
+                ),
+                (Val::from("line".to_string()), Val::from(loc_line as isize)),
+            ]
+            .into_iter()
+            .collect(),
+        );
         let library = &globals.library;
         let arena = Arena::default();
         // The expression itself has no path: its own `search` metadata is
@@ -229,10 +253,10 @@ impl Program {
         .map_err(|errs| render(label, load_reports(errs, "data file")))?;
         let filter = Compiler::default()
             .with_funs(funs)
-            .with_global_vars(globals.names.iter().map(|s| s.as_str()))
+            .with_global_vars(globals.names.iter().map(|s| s.as_str()).chain(["$__loc__"]))
             .compile(modules)
             .map_err(|errs| render(label, compile_reports(errs)))?;
-        let vars = Vars::new(globals.values.iter().cloned().chain(data));
+        let vars = Vars::new(globals.values.iter().cloned().chain([loc]).chain(data));
         Ok(Program { filter, vars })
     }
 
@@ -260,6 +284,22 @@ impl Program {
         }
         Ok(())
     }
+}
+
+/// The definitions every expression compiles with, parsed once: jaq's
+/// standard library, then `prelude.jq` (jq's builtins that jaq lacks or
+/// spells differently; see `crate::builtins`), which shadows it.
+fn defs() -> &'static [load::parse::Def<&'static str>] {
+    static DEFS: std::sync::OnceLock<Vec<load::parse::Def<&'static str>>> =
+        std::sync::OnceLock::new();
+    DEFS.get_or_init(|| {
+        let prelude = load::parse(include_str!("prelude.jq"), |p| p.defs());
+        jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .chain(prelude.expect("prelude.jq parses"))
+            .collect()
+    })
 }
 
 /// jaq-std's native filters under `debug`, `debug(msgs)`, `stderr` and

@@ -24,6 +24,7 @@
 // jaq-json's writing macros (used by `output::write_json`) name `alloc`.
 extern crate alloc;
 
+pub mod builtins;
 pub mod checkpoint;
 pub mod cli;
 pub mod direct;

@@ -142,6 +142,7 @@ impl Worker {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
         p.file = batch.file;
+        crate::builtins::set_source(batch.source);
         if self.format == Format::Raw {
             self.process_raw(batch, &mut p);
             return p;
@@ -181,6 +182,7 @@ impl Worker {
     /// Runs one line through the stages with jaq. Returns false when an
     /// event failed.
     fn jaq_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
+        crate::builtins::set_line(number);
         let value = match &self.projection {
             Some(fields) => json::project(raw, fields),
             None => json::parse(raw),
