@@ -407,13 +407,7 @@ impl Collector {
             .sync()
             .map_err(|e| write_error(&self.output.name, e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.sync().map_err(|e| {
-                Stop::Io(format!(
-                    "evq: cannot write dead-letter file {}: {}",
-                    dl.name,
-                    status::io_error_text(&e)
-                ))
-            })?;
+            dl.sync().map_err(|e| dead_letter_error(&dl.name, e))?;
         }
         let checkpoint = crate::checkpoint::Checkpoint {
             version: 1,
@@ -495,13 +489,7 @@ impl Collector {
             if let Some(dl) = &mut self.dead_letter {
                 let source = &self.sources[batch.source].name;
                 dl.write(source, failure.line, stage, &failure.error, &failure.raw)
-                    .map_err(|e| {
-                        Stop::Io(format!(
-                            "evq: cannot write dead-letter file {}: {}",
-                            dl.name,
-                            status::io_error_text(&e)
-                        ))
-                    })?;
+                    .map_err(|e| dead_letter_error(&dl.name, e))?;
             }
         }
         self.progress.update(
@@ -534,13 +522,7 @@ impl Collector {
             .flush()
             .map_err(|e| write_error(&self.output.name, e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.flush().map_err(|e| {
-                Stop::Io(format!(
-                    "evq: cannot write dead-letter file {}: {}",
-                    dl.name,
-                    status::io_error_text(&e)
-                ))
-            })?;
+            dl.flush().map_err(|e| dead_letter_error(&dl.name, e))?;
         }
         Ok(())
     }
@@ -631,6 +613,13 @@ impl Collector {
         }
         notes
     }
+}
+
+fn dead_letter_error(name: &str, e: std::io::Error) -> Stop {
+    Stop::Io(format!(
+        "evq: cannot write dead-letter file {name}: {}",
+        status::io_error_text(&e)
+    ))
 }
 
 fn write_error(name: &str, e: std::io::Error) -> Stop {

@@ -571,7 +571,7 @@ impl<'a> Scanner<'a> {
             return self.err("nesting deeper than 128 levels");
         }
         self.i += 1; // {
-        // Keys so far, to find a repeated one (`check_canonical` only: the
+        // Keys so far, to find a repeated one (with `check_keys` only: the
         // array is not even zeroed otherwise).
         let mut seen = self.check_keys.then(Seen::default);
         if self.peek() == Some(b'}') {

@@ -216,6 +216,7 @@ impl Worker {
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
+            crate::builtins::set_line(line.number);
             let value = jaq_json::Val::from(String::from_utf8_lossy(raw).into_owned());
             let ok = if self.stages.is_empty() {
                 self.formatter.value(&mut p.out, &value);

@@ -99,6 +99,12 @@ fn raw_input_makes_each_line_a_string_as_jq_does() {
     assert_eq!((status(&out), stderr(&out)), (0, String::new()));
     let out = run(&["-R", "-r"], input);
     assert_eq!(stdout(&out), "a\r\n\nb\u{fffd}\n\u{feff}c\n  \nlast\n");
+    // input_line_number and input_filename know each line.
+    let out = run(
+        &["-R", "-c", "-m", "[input_filename, input_line_number]"],
+        b"x\n\ny\n",
+    );
+    assert_eq!(stdout(&out), "[null,1]\n[null,2]\n[null,3]\n");
 }
 
 #[test]

@@ -18,12 +18,6 @@ const DAY: i64 = 24 * HOUR;
 /// it keeps sums of a time and a few durations far from `i64` overflow.
 const MAX_DURATION: i64 = 10_000_000 * DAY;
 
-/// Parses a duration: a positive integer followed by a unit `ms`, `s`, `m`,
-/// `h` or `d` ("250ms", "10s", "5m", "1h", "1d"). Returns milliseconds
-/// (> 0, at most 10000000d).
-///
-/// Units are case-sensitive: `5M` is rejected rather than guessed at
-/// (minutes? months?). No sign, fraction or space is accepted.
 /// The time now, in milliseconds since the epoch (arrival time).
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -43,6 +37,12 @@ pub fn parse_lateness(text: &str) -> Result<i64, String> {
     parse_duration(text)
 }
 
+/// Parses a duration: a positive integer followed by a unit `ms`, `s`, `m`,
+/// `h` or `d` ("250ms", "10s", "5m", "1h", "1d"). Returns milliseconds
+/// (> 0, at most 10000000d).
+///
+/// Units are case-sensitive: `5M` is rejected rather than guessed at
+/// (minutes? months?). No sign, fraction or space is accepted.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let invalid = || {
         format!(
