@@ -1,17 +1,38 @@
 //! evq: a command-line stream processor for NDJSON events.
 //!
-//! The binary (`src/main.rs`) is a thin shell over this library; the library
-//! exists so that the pieces can be tested and fuzzed on their own (see
-//! `fuzz/`). How a run flows: `cli` (flag definitions) → `plan` (validated
-//! run plan) → `input` (reader thread, batches of lines) → `worker` (each
-//! line through the `stage`s, parsed by `json`, projected as `fields` says)
-//! → `exec` (order, outputs, accounts) → `output`, `stats`, `progress`.
+//! The binary (`src/main.rs`) only calls [`main`]; everything is here, in
+//! folders by role. How a run flows:
+//!
+//! ```text
+//! cli ─▶ plan ─▶ runtime ─┬─ reader thread:  source ──▶ batches of lines
+//!                         ├─ worker threads: stage (jq, json) ──▶ output bytes
+//!                         └─ this thread:    results in order ──▶ sink, report
+//! ```
+//!
+//! - `cli`: every flag, defined once; help, man page and completions.
+//! - `plan`: the validated run plan built from the flags; every usage error
+//!   is found there, before any input is read.
+//! - `runtime`: the reader, the workers, the ordering collector, signals.
+//! - `source`: inputs (files, standard input; following, decompression,
+//!   batching, buffer pools, checkpoint positions).
+//! - `sink`: event output (stdout, `-o`) and its formats, the dead letter.
+//! - `stage`: what runs on each event: filter, map, and the stateful window.
+//! - `jq`: jaq programs, builtins, compile-error reports, which fields an
+//!   expression reads, direct evaluation without jaq.
+//! - `json`: the scanner (validate, parse, locate, project) and the writer.
+//! - `report`: stats, progress bar and standard error, exit statuses.
+//!
+//! Imports run one way, down this list from `runtime` (and `plan`) to
+//! `json`; `report` imports nothing of evq's, so every layer may write to it.
+//! A new source goes in `source/`, a new sink in `sink/`, a new stage in
+//! `stage/` with one line in `plan` that builds it.
 //!
 //! The JSON scanner builds jaq values, and can build only the fields an
 //! expression reads:
 //!
 //! ```
-//! use evq::{fields, json};
+//! use evq::internals::fields;
+//! use evq::json;
 //!
 //! let line = br#"{"level":"error","data":{"amount":250,"path":"/api"},"msg":"x"}"#;
 //! let read = fields::read_by(".data.amount > 100").expect("reads fixed paths only");
@@ -21,23 +42,55 @@
 //! ```
 #![forbid(unsafe_code)]
 
-// jaq-json's writing macros (used by `output::write_json`) name `alloc`.
+// jaq-json's writing macros (used by `json::write_json`) name `alloc`.
 extern crate alloc;
 
-pub mod builtins;
-pub mod checkpoint;
-pub mod cli;
-pub mod direct;
-pub mod exec;
-pub mod fields;
-pub mod input;
-pub mod jq;
+mod cli;
+mod jq;
+#[doc(hidden)]
 pub mod json;
-pub mod output;
-pub mod plan;
-pub mod progress;
-pub mod signal;
-pub mod stage;
-pub mod stats;
-pub mod status;
-pub mod worker;
+mod plan;
+mod report;
+mod runtime;
+mod sink;
+mod source;
+mod stage;
+
+pub use cli::command;
+
+/// Runs evq on the process's command line and returns its exit status:
+/// parse (`cli`), validate (`plan`), run (`runtime`). `--generate` writes
+/// the man page or a shell completion instead.
+pub fn main() -> i32 {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let args = cli::parse();
+    if let Some(kind) = args.generate {
+        let mut out = Vec::new();
+        if cli::completions(kind, &mut out).is_none() {
+            out = cli::man_page().expect("render man page");
+        }
+        let _ = std::io::stdout().write_all(&out);
+        return report::status::OK;
+    }
+    let stop = runtime::signal::install();
+    match plan::Plan::new(args) {
+        Ok(plan) => runtime::run(plan, stop, started),
+        Err(fatal) => {
+            eprintln!("{}", fatal.message);
+            fatal.status
+        }
+    }
+}
+
+/// The pieces the integration tests and the fuzz targets drive on their
+/// own (the allocation test, the projection and direct-evaluation fuzz
+/// targets). Not an interface: evq is a command.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::jq::{Globals, Program, direct, fields, truthy};
+    pub use crate::runtime::worker::Worker;
+    pub use crate::sink::Formatter;
+    pub use crate::source::{Batch, Line, Pool};
+    pub use crate::stage::{FilterStage, MapStage, Stage};
+}

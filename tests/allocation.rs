@@ -4,12 +4,12 @@
 //! A map chain is checked the same way: its output goes to the batch's
 //! output buffer, which grows by doubling, not per event.
 
-use evq::direct;
-use evq::input::{Batch, Line, Pool};
-use evq::jq::{Globals, Program};
-use evq::output::Formatter;
-use evq::stage::{FilterStage, MapStage, Stage};
-use evq::worker::Worker;
+use evq::internals::direct;
+use evq::internals::{Batch, Line, Pool};
+use evq::internals::{Globals, Program};
+use evq::internals::Formatter;
+use evq::internals::{FilterStage, MapStage, Stage};
+use evq::internals::Worker;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -113,7 +113,7 @@ fn readme_names_the_test_command_and_every_exit_status() {
 fn readme_names_every_short_option_with_its_long_form() {
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
     let mut missing = Vec::new();
-    for arg in evq::cli::command().get_arguments() {
+    for arg in evq::command().get_arguments() {
         if let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) {
             let both = format!("-{short}/--{long}");
             if !readme.contains(&both) {

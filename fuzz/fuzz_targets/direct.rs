@@ -8,9 +8,10 @@
 //! is split at the first newline: expression, then line.
 #![no_main]
 
-use evq::direct::{self, Line, Stage};
-use evq::output::Formatter;
-use evq::{jq, json};
+use evq::internals::direct::{self, Line, Stage};
+use evq::internals::Formatter;
+use evq::internals::{Globals, Program, truthy};
+use evq::json;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ thread_local! {
     /// Compiled programs by expression: compiling jaq's standard library for
     /// every input would take most of the time, and mutations often keep the
     /// expression and change the line.
-    static PROGRAMS: RefCell<HashMap<String, Option<Rc<jq::Program>>>> = RefCell::default();
+    static PROGRAMS: RefCell<HashMap<String, Option<Rc<Program>>>> = RefCell::default();
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -38,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
         programs
             .entry(expr.to_string())
             .or_insert_with(|| {
-                let globals = jq::Globals::new(Vec::new());
-                jq::Program::compile(expr, "fuzz", &globals).ok().map(Rc::new)
+                let globals = Globals::new(Vec::new());
+                Program::compile(expr, "fuzz", &globals).ok().map(Rc::new)
             })
             .clone()
     });
@@ -61,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     match &chain.stages[0] {
         Stage::Filter(e) => {
             let Ok(keep) = line.keeps(e) else { return };
-            let first_truthy = outputs.iter().position(jq::truthy);
+            let first_truthy = outputs.iter().position(truthy);
             match first_truthy {
                 Some(_) => assert!(keep, "{expr:?} on {raw:?}: jaq keeps"),
                 None => {

@@ -6,7 +6,8 @@
 //! cargo-fuzz). The input is split at the first newline: expression, then line.
 #![no_main]
 
-use evq::{fields, jq, json};
+use evq::internals::{Globals, Program, fields};
+use evq::json;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(projected.as_ref().err(), full.as_ref().err());
     let (Ok(full), Ok(projected)) = (full, projected) else { return };
 
-    let globals = jq::Globals::new(Vec::new());
-    let Ok(program) = jq::Program::compile(expr, "fuzz", &globals) else { return };
+    let globals = Globals::new(Vec::new());
+    let Ok(program) = Program::compile(expr, "fuzz", &globals) else { return };
     let run = |v| {
         let mut out = Vec::new();
         // Bound the work: some expressions never end.

@@ -317,6 +317,7 @@ pub fn first_window(t: i64, size: i64, slide: i64) -> i64 {
 ///
 /// For [`WindowSpec::Session`]: a session's bounds depend on the other
 /// events of its key, not on `t` alone, so asking is a bug in the caller.
+#[cfg(test)]
 pub fn windows_containing(spec: &WindowSpec, t: i64) -> Vec<(i64, i64)> {
     let (size, slide) = match *spec {
         WindowSpec::Tumbling { size } => (size, size),

@@ -5,6 +5,10 @@
 //! `debug` and `stderr` write on standard error as jq 1.7's do (jaq-std
 //! leaves them to the `log` crate, where nothing would be printed).
 
+pub mod builtins;
+pub mod direct;
+pub mod fields;
+
 use jaq_core::load::{Arena, File, Import, Loader};
 use jaq_core::{Compiler, Ctx, Vars, compile, data, load};
 use jaq_json::Val;
@@ -205,9 +209,9 @@ impl Program {
             .chain(jaq_std::funs().filter(|(name, ..)| !MESSAGES.contains(name)))
             .chain(jaq_json::funs())
             .chain(messages())
-            .chain(crate::builtins::funs())
+            .chain(crate::jq::builtins::funs())
             .collect();
-        crate::builtins::set_builtins(
+        crate::jq::builtins::set_builtins(
             defs.clone()
                 .map(|d| (d.name.to_string(), d.args.len()))
                 .chain(
@@ -288,7 +292,7 @@ impl Program {
 
 /// The definitions every expression compiles with, parsed once: jaq's
 /// standard library, then `prelude.jq` (jq's builtins that jaq lacks or
-/// spells differently; see `crate::builtins`), which shadows it.
+/// spells differently; see `crate::jq::builtins`), which shadows it.
 fn defs() -> &'static [load::parse::Def<&'static str>] {
     static DEFS: std::sync::OnceLock<Vec<load::parse::Def<&'static str>>> =
         std::sync::OnceLock::new();
@@ -323,17 +327,17 @@ fn debug_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
     let mut text = b"[\"DEBUG:\",".to_vec();
     write_json(&mut text, &cv.1);
     text.extend_from_slice(b"]\n");
-    crate::progress::eprint(&text);
+    crate::report::progress::eprint(&text);
     Box::new(core::iter::empty())
 }
 
 fn stderr_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
     match &cv.1 {
-        Val::TStr(s) | Val::BStr(s) => crate::progress::eprint(s),
+        Val::TStr(s) | Val::BStr(s) => crate::report::progress::eprint(s),
         v => {
             let mut text = Vec::new();
             write_json(&mut text, v);
-            crate::progress::eprint(&text);
+            crate::report::progress::eprint(&text);
         }
     }
     Box::new(core::iter::empty())
@@ -341,7 +345,7 @@ fn stderr_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
 
 /// Compact JSON, written as the events are (infinities and NaN included).
 fn write_json(out: &mut Vec<u8>, v: &Val) {
-    crate::output::write_json(out, &Default::default(), 0, v).expect("write to memory");
+    crate::json::write_json(out, &Default::default(), 0, v).expect("write to memory");
 }
 
 /// One compile error: a message and the span of the expression it is about.

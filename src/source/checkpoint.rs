@@ -94,7 +94,7 @@ impl Checkpoint {
             Err(e) => Err(format!(
                 "evq: --checkpoint {}: {}",
                 path.display(),
-                crate::status::io_error_text(&e)
+                crate::report::status::io_error_text(&e)
             )),
         }
     }

@@ -8,6 +8,10 @@
 //! or big integers, other numbers as decimal strings (so `1.50` keeps its
 //! spelling), and for a repeated key the last value at the first position.
 
+mod write;
+
+pub use write::write_json;
+
 use jaq_json::{Map, Num, Rc, Val};
 use std::fmt;
 
@@ -146,7 +150,7 @@ pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {
     Ok(v)
 }
 
-/// The keys of a line that direct evaluation (`crate::direct`) reads: a tree
+/// The keys of a line that direct evaluation (`crate::jq::direct`) reads: a tree
 /// like `Fields`, where each key names the slot its value's token goes to.
 #[derive(Clone, Debug, Default)]
 pub struct Locate {

@@ -13,7 +13,7 @@ pub fn install() -> Arc<AtomicUsize> {
         // Registration fails only for forbidden signals, which these are not.
         signal_hook::flag::register_conditional_shutdown(
             sig,
-            crate::status::signalled(sig as usize),
+            crate::report::status::signalled(sig as usize),
             Arc::clone(&seen),
         )
         .expect("install signal handler");

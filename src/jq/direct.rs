@@ -13,7 +13,7 @@
 //! printed from the line is spelled as jaq spells it (`json::write_canonical`).
 //! `tests/projection.rs` and the fuzz target compare both paths.
 
-use crate::fields::constant;
+use crate::jq::fields::constant;
 use crate::json::{self, Kind, Locate, Located, Token};
 use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;

@@ -3,10 +3,10 @@
 //! returns the batch's output bytes, its failed events and its counters. The
 //! executor puts batches back in input order and does everything else.
 
-use crate::direct::{self, Unsure};
-use crate::input::{Batch, Format, Pool};
+use crate::jq::direct::{self, Unsure};
+use crate::source::{Batch, Format, Pool};
 use crate::json::{self, Fields};
-use crate::output::Formatter;
+use crate::sink::Formatter;
 use crate::stage::{Event, Rejected, Stage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,7 +142,7 @@ impl Worker {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = (batch.end_offset, batch.end_line);
         p.file = batch.file;
-        crate::builtins::set_source(batch.source);
+        crate::jq::builtins::set_source(batch.source);
         if self.format == Format::Raw {
             self.process_raw(batch, &mut p);
             return p;
@@ -182,7 +182,7 @@ impl Worker {
     /// Runs one line through the stages with jaq. Returns false when an
     /// event failed.
     fn jaq_line(&mut self, raw: &[u8], number: u64, p: &mut Processed) -> bool {
-        crate::builtins::set_line(number);
+        crate::jq::builtins::set_line(number);
         let value = match &self.projection {
             Some(fields) => json::project(raw, fields),
             None => json::parse(raw),
@@ -205,7 +205,7 @@ impl Worker {
     /// What a line that is not JSON is reported with.
     fn parse_error(&self, error: &json::Error) -> String {
         match self.format {
-            Format::Json => crate::input::value_error(error),
+            Format::Json => crate::source::value_error(error),
             _ => error.to_string(),
         }
     }
@@ -216,7 +216,7 @@ impl Worker {
         for line in &batch.lines {
             let raw = batch.line(line);
             p.events_ingested += 1;
-            crate::builtins::set_line(line.number);
+            crate::jq::builtins::set_line(line.number);
             let value = jaq_json::Val::from(String::from_utf8_lossy(raw).into_owned());
             let ok = if self.stages.is_empty() {
                 self.formatter.value(&mut p.out, &value);

@@ -8,7 +8,9 @@
 //! a stream of them (`Values`) and hands each on as one compact line, and
 //! `-n` makes one `null` event out of nothing.
 
-use crate::checkpoint::{Checkpoint, Entry, FileId};
+pub mod checkpoint;
+
+use crate::source::checkpoint::{Checkpoint, Entry, FileId};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

@@ -5,13 +5,13 @@
 //! reads fields no result has).
 
 use crate::cli::{Args, InputFormat, OnError, StageKind, StatsFormat, VarKind};
-use crate::input::{Format, Source};
+use crate::source::{Format, Source};
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
-use crate::output::{DeadLetter, EventWriter, Formatter, Pretty};
+use crate::sink::{DeadLetter, EventWriter, Formatter, Pretty};
 use crate::stage::window::{WindowConfig, WindowStage, agg, time};
 use crate::stage::{FilterStage, MapStage, Stage};
-use crate::status;
+use crate::report::status;
 use jaq_json::Val;
 
 pub struct Plan {
@@ -25,7 +25,7 @@ pub struct Plan {
     /// Build only the fields the stages read (see `fields`), or `None` for whole events.
     pub projection: Option<Fields>,
     /// The chain as direct evaluation runs it (see `direct`), when it can.
-    pub direct: Option<crate::direct::Chain>,
+    pub direct: Option<crate::jq::direct::Chain>,
     pub formatter: Formatter,
     pub output: EventWriter,
     pub dead_letter: Option<DeadLetter>,
@@ -33,12 +33,12 @@ pub struct Plan {
     /// `--checkpoint`: the file, what it held at the start, how often to write it.
     pub checkpoint: Option<(
         std::path::PathBuf,
-        crate::checkpoint::Checkpoint,
+        crate::source::checkpoint::Checkpoint,
         std::time::Duration,
     )>,
     /// `--follow`: how often to look at idle files and how long to read a
     /// rotated one; `None` without it.
-    pub follow: Option<crate::input::Follow>,
+    pub follow: Option<crate::source::Follow>,
     /// Print the stats this often while running (`--stats-every`).
     pub stats_every: Option<std::time::Duration>,
     pub on_error: OnError,
@@ -211,7 +211,7 @@ impl Chain {
                 StageKind::Map => ("-m", "map"),
                 StageKind::Window | StageKind::Aggregate => break,
             };
-            if let Some(Fields::Keys(read)) = crate::fields::read_by(expr) {
+            if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(expr) {
                 let missing: Vec<String> = read
                     .into_iter()
                     .filter(|(key, _)| !has.iter().any(|h| h.as_bytes() == key.as_slice()))
@@ -241,10 +241,10 @@ impl Chain {
         let mut fields = Fields::Keys(Vec::new());
         for (kind, expr) in &self.stages {
             match kind {
-                StageKind::Filter | StageKind::Map => fields.merge(&crate::fields::read_by(expr)?),
+                StageKind::Filter | StageKind::Map => fields.merge(&crate::jq::fields::read_by(expr)?),
                 StageKind::Window | StageKind::Aggregate => {
                     for expr in self.window.exprs() {
-                        fields.merge(&crate::fields::read_by(&expr)?);
+                        fields.merge(&crate::jq::fields::read_by(&expr)?);
                     }
                 }
             }
@@ -258,7 +258,7 @@ impl Chain {
 
     /// The chain for direct evaluation: filters and maps only, each one an
     /// expression `direct` understands.
-    pub fn direct(&self) -> Option<crate::direct::Chain> {
+    pub fn direct(&self) -> Option<crate::jq::direct::Chain> {
         let mut stages = Vec::new();
         for (kind, expr) in &self.stages {
             match kind {
@@ -267,7 +267,7 @@ impl Chain {
                 StageKind::Window | StageKind::Aggregate => return None,
             }
         }
-        crate::direct::compile(&stages, &variables(&self.vars).ok()?)
+        crate::jq::direct::compile(&stages, &variables(&self.vars).ok()?)
     }
 
     /// Compiles every stage; the error reports each one that does not compile.
@@ -426,7 +426,7 @@ impl Plan {
                 }
                 let every = time::parse_duration(&args.checkpoint_every)
                     .map_err(|e| Fatal::usage(format!("evq: --checkpoint-every: {e}")))?;
-                let loaded = crate::checkpoint::Checkpoint::load(path).map_err(Fatal::io)?;
+                let loaded = crate::source::checkpoint::Checkpoint::load(path).map_err(Fatal::io)?;
                 Some((
                     path.clone(),
                     loaded,
@@ -458,14 +458,14 @@ impl Plan {
 
         // Never between events on a terminal, unless asked for (see progress.rs).
         let progress = !args.no_progress
-            && (args.progress || crate::progress::by_default(args.output.as_deref()));
+            && (args.progress || crate::report::progress::by_default(args.output.as_deref()));
         // A window keeps state across events: its chain runs on one worker,
         // in input order (reading and writing still run apart).
         let interval = time::parse_duration(&args.follow_interval)
             .map_err(|e| Fatal::usage(format!("evq: --follow-interval: {e}")))?;
         let rotate_wait = time::parse_duration(&args.rotate_wait)
             .map_err(|e| Fatal::usage(format!("evq: --rotate-wait: {e}")))?;
-        let follow = args.follow.then(|| crate::input::Follow {
+        let follow = args.follow.then(|| crate::source::Follow {
             interval: std::time::Duration::from_millis(interval as u64),
             rotate_wait: std::time::Duration::from_millis(rotate_wait as u64),
         });
@@ -541,7 +541,7 @@ fn formatter(args: &Args) -> Formatter {
             eprintln!(
                 "evq: JQ_COLORS: {:?} is not a colon-separated list of colours such as {}; default colours used",
                 spec.unwrap_or_default(),
-                crate::output::DEFAULT_COLORS.join(":")
+                crate::sink::DEFAULT_COLORS.join(":")
             );
             Pretty::colors(None).expect("no JQ_COLORS is valid")
         })
@@ -620,11 +620,11 @@ fn variables(bindings: &[Binding]) -> Result<Vec<(String, Val)>, Fatal> {
             VarKind::SlurpFile => {
                 let file = file.as_deref().unwrap_or_default();
                 let mut values = Vec::new();
-                for (line, value) in crate::input::json_values(text.as_bytes()) {
+                for (line, value) in crate::source::json_values(text.as_bytes()) {
                     values.push(crate::json::parse(&value).map_err(|e| {
                         Fatal::usage(format!(
                             "evq: --slurpfile {name}: {file}:{line}: {}",
-                            crate::input::value_error(&e)
+                            crate::source::value_error(&e)
                         ))
                     })?);
                 }

@@ -2,7 +2,7 @@
 # Compiled after jaq's standard library (and before the user's expression):
 # a definition here shadows jaq's for the expression, while jaq's own
 # definitions keep the ones they were written with. The natives behind some
-# of these are in src/builtins.rs. A `_jaq_NAME` alias keeps jaq's NAME
+# of these are in src/jq/builtins.rs. A `_jaq_NAME` alias keeps jaq's NAME
 # reachable once NAME is redefined below.
 
 def _jaq_limit($n; f): limit($n; f);

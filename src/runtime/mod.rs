@@ -4,14 +4,17 @@
 //! the same for any number of workers. Every queue is bounded, so memory stays
 //! flat whatever the input size and however slowly stdout drains.
 
+pub mod signal;
+pub mod worker;
+
 use crate::cli::{OnError, StatsFormat};
-use crate::input::{self, Message};
-use crate::output::{DeadLetter, EventWriter};
+use crate::source::{self, Message};
+use crate::sink::{DeadLetter, EventWriter};
 use crate::plan::Plan;
-use crate::progress::Progress;
-use crate::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
-use crate::status;
-use crate::worker::{Processed, Worker};
+use crate::report::progress::Progress;
+use crate::report::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
+use crate::report::status;
+use crate::runtime::worker::{Processed, Worker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, sync_channel};
@@ -44,7 +47,7 @@ enum Outcome {
     Batch(Processed),
     Opened {
         source: usize,
-        entry: crate::checkpoint::Entry,
+        entry: crate::source::checkpoint::Entry,
     },
     Failed {
         source: usize,
@@ -54,7 +57,7 @@ enum Outcome {
 
 /// This thread's state: the outputs and the accounts.
 struct Collector {
-    sources: Vec<input::Source>,
+    sources: Vec<source::Source>,
     output: EventWriter,
     dead_letter: Option<DeadLetter>,
     on_error: OnError,
@@ -84,15 +87,15 @@ struct Saving {
 /// too resumes each where this one stopped.
 #[derive(Clone, Default)]
 struct Entries {
-    current: Option<crate::checkpoint::Entry>,
-    rotated: Option<crate::checkpoint::Entry>,
+    current: Option<crate::source::checkpoint::Entry>,
+    rotated: Option<crate::source::checkpoint::Entry>,
 }
 
 impl Entries {
     /// The entry of the file with this device and inode. Lines of a rotated
     /// file may come before the new file's `Opened`: then it is still current.
-    fn of(&mut self, (dev, ino): (u64, u64)) -> Option<&mut crate::checkpoint::Entry> {
-        let is = |e: &crate::checkpoint::Entry| e.id.dev == dev && e.id.ino == ino;
+    fn of(&mut self, (dev, ino): (u64, u64)) -> Option<&mut crate::source::checkpoint::Entry> {
+        let is = |e: &crate::source::checkpoint::Entry| e.id.dev == dev && e.id.ino == ino;
         match (&mut self.current, &mut self.rotated) {
             (Some(e), _) if is(e) => Some(e),
             (_, Some(e)) if is(e) => Some(e),
@@ -186,8 +189,8 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let threads = plan.threads.max(1);
     // Batch buffers go reader -> worker -> reader; output buffers worker ->
     // this thread -> worker. Two pools, so each keeps buffers of its own size.
-    let read_pool = Arc::new(input::Pool::default());
-    let out_pool = Arc::new(input::Pool::default());
+    let read_pool = Arc::new(source::Pool::default());
+    let out_pool = Arc::new(source::Pool::default());
     let mut to_workers = Vec::new();
     let mut from_workers = Vec::new();
     // For `input_filename`: each source's file, `None` for standard input.
@@ -209,7 +212,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         let stop = Arc::clone(&stop);
         let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
         let spawned = worker.spawn(move || {
-            crate::builtins::set_files(&files);
+            crate::jq::builtins::set_files(&files);
             let stages = chain.build().expect("the plan compiled this chain already");
             let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool)
                 .with_format(format);
@@ -270,9 +273,9 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
             let checkpoint = checkpoint.as_ref();
             match follow {
                 Some(follow) => {
-                    input::follow_all(&sources, &mut deal, &stop, &pool, &follow, checkpoint)
+                    source::follow_all(&sources, &mut deal, &stop, &pool, &follow, checkpoint)
                 }
-                None => input::read_all(&sources, &mut deal, &stop, &pool, checkpoint),
+                None => source::read_all(&sources, &mut deal, &stop, &pool, checkpoint),
             }
         });
     }
@@ -304,7 +307,7 @@ impl Collector {
         workers: &[Receiver<Outcome>],
         stop: &AtomicUsize,
         dealt: &AtomicU64,
-        pool: &input::Pool,
+        pool: &source::Pool,
         stateful: bool,
     ) -> Result<(), Stop> {
         let mut taken: u64 = 0;
@@ -409,7 +412,7 @@ impl Collector {
         if let Some(dl) = &mut self.dead_letter {
             dl.sync().map_err(|e| dead_letter_error(&dl.name, e))?;
         }
-        let checkpoint = crate::checkpoint::Checkpoint {
+        let checkpoint = crate::source::checkpoint::Checkpoint {
             version: 1,
             files: saving
                 .entries
@@ -538,25 +541,25 @@ impl Collector {
     ) -> i32 {
         self.progress.finish();
         if self.reported > REPORT_LIMIT {
-            crate::progress::eprintln(&format!(
+            crate::report::progress::eprintln(&format!(
                 "evq: {} more failed events not shown (--dead-letter keeps every one)",
                 self.reported - REPORT_LIMIT
             ));
         }
         if !self.quiet {
             for note in self.notes() {
-                crate::progress::eprintln(&format!("evq: {note}"));
+                crate::report::progress::eprintln(&format!("evq: {note}"));
             }
         }
         if let Some(Stop::Io(message)) = &stopped {
-            crate::progress::eprintln(message);
+            crate::report::progress::eprintln(message);
         }
         if let Some(format) = stats_format {
             self.stats.finish(started.elapsed());
             match format {
-                StatsFormat::Json => crate::progress::eprintln(&self.stats.to_json()),
+                StatsFormat::Json => crate::report::progress::eprintln(&self.stats.to_json()),
                 StatsFormat::Text => {
-                    crate::progress::eprintln(self.stats.to_text().trim_end_matches('\n'))
+                    crate::report::progress::eprintln(self.stats.to_text().trim_end_matches('\n'))
                 }
             }
         }
