@@ -60,25 +60,25 @@ pub use cli::command;
 
 /// Runs evq on the process's command line and returns its exit status:
 /// parse (`cli`), validate (`plan`), run (`runtime`). `--generate` writes
-/// the man page or a shell completion instead.
+/// the man page or a shell completion instead (exit 4 if it cannot).
 pub fn main() -> i32 {
-    use std::io::Write;
     let started = std::time::Instant::now();
     let args = cli::parse();
     if let Some(kind) = args.generate {
-        let mut out = Vec::new();
-        if cli::completions(kind, &mut out).is_none() {
-            out = cli::man_page().expect("render man page");
-        }
-        let _ = std::io::stdout().write_all(&out);
-        return report::status::OK;
+        return match cli::generate(kind, &mut std::io::stdout()) {
+            Ok(()) => report::status::OK,
+            Err(e) => {
+                eprintln!("evq: {e:#}");
+                report::status::IO
+            }
+        };
     }
     let stop = runtime::signal::install();
     match plan::Plan::new(args) {
         Ok(plan) => runtime::run(plan, stop, started),
-        Err(fatal) => {
-            eprintln!("{}", fatal.message);
-            fatal.status
+        Err(error) => {
+            eprintln!("{error}");
+            error.status()
         }
     }
 }

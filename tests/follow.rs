@@ -328,6 +328,27 @@ fn a_bad_rotate_wait_is_a_usage_error() {
 }
 
 #[test]
+fn a_bad_rotate_wait_leaves_the_output_file_alone() {
+    // Every usage error is found before -o is opened: the file keeps what
+    // it had.
+    let dir = common::tempdir();
+    let out_path = dir.path().join("out.ndjson");
+    std::fs::write(&out_path, "kept\n").unwrap();
+    let out = common::run(
+        &[
+            "-o",
+            out_path.to_str().unwrap(),
+            "--rotate-wait",
+            "5x",
+            &common::fixture("app.ndjson"),
+        ],
+        b"",
+    );
+    assert_eq!(common::status(&out), 2, "{}", common::stderr(&out));
+    assert_eq!(common::read(&out_path), b"kept\n");
+}
+
+#[test]
 fn a_checkpoint_taken_while_a_rotated_file_is_read_resumes_both_files() {
     let dir = common::tempdir();
     let log = dir.path().join("rot.ndjson");

@@ -203,3 +203,21 @@ fn man_page_synopsis_shows_each_options_placeholders() {
         );
     }
 }
+
+#[test]
+fn a_man_page_that_cannot_be_written_is_an_io_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    };
+    let out = common::evq()
+        .args(["--generate", "man"])
+        .stdout(full)
+        .output()
+        .expect("run evq");
+    assert_eq!(common::status(&out), 4);
+    assert_eq!(
+        common::stderr(&out),
+        "evq: cannot write to stdout: No space left on device\n"
+    );
+}

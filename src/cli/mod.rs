@@ -1,86 +1,19 @@
-//! Command-line definitions: every flag is declared once, here. `--help`, the
-//! man page (`evq --generate man`) and the run plan all derive from these.
+//! Command-line definitions: every flag is declared once, here, with the
+//! value parser that gives its value a type (durations, window specs,
+//! aggregates). `--help`, the man page and completions (`help.rs`) and the
+//! run plan all derive from these. A new flag goes in `Args`; its help text
+//! is its doc comment.
 
+mod help;
+
+pub use help::{generate, short_usage};
+
+use crate::stage::window::agg::{self, AggSpec};
+use crate::stage::window::time::{self, WindowSpec};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use help::{ABOUT, LONG_ABOUT, after_long_help};
 use std::path::PathBuf;
-
-const ABOUT: &str = "Stream processor for NDJSON events: filter and map each event with jq expressions, and account for every one.";
-
-const LONG_ABOUT: &str = "\
-evq reads NDJSON (one JSON value per line) from each FILE in order, or from \
-standard input when FILE is '-' or absent. Each event runs through the stages \
-given by -f/--filter and -m/--map, in command-line order, and the surviving \
-events are written to standard output as compact JSON lines. An event no map \
-changed is written byte for byte as it was read (in jq's other formats, \
---indent, --tab, -S, -C and -a, every event is written from its value). Everything evq writes is \
-valid JSON: a computed infinity is written as 1.7976931348623157e+308 (or its \
-negative) and NaN as null, as in jq 1.7. An expression goes after -f or -m, \
-never in place of a FILE. With -R each line is a string event instead; with \
---input-format json any JSON text is read, each value one event (as jq reads); \
-with -n nothing is read and the chain runs once on null.
-
-Every event is accounted for: a line that is not valid JSON, or an event whose \
-expression fails at run time, is a failed event. It is reported on standard \
-error as FILE:LINE: reason (the first 10, then a count), counted in --stats, \
-kept in the --dead-letter file if one is given, and evq goes on with the next \
-line (see --on-error). Blank lines, a CR before the newline, a UTF-8 byte order \
-mark at the start of a file and a missing final newline are not errors.
-
-Expressions are in the jq language as implemented by jaq, standard library \
-included ($ENV, regular expressions, time functions). --arg, --argjson, \
---slurpfile and --rawfile bind variables in every expression; $ARGS.named holds \
-them all. debug and stderr \
-write on standard error as in jq 1.7 (debug: [\"DEBUG:\",VALUE], one line each).";
-
-/// Exit statuses, for `--help` and the man page alike.
-const EXIT_STATUSES: &[(&str, &str)] = &[
-    (
-        "0",
-        "success, also when the output pipe was closed early (as by evq ... | head -1)",
-    ),
-    ("1", "no event was emitted, with -e/--exit-status"),
-    ("2", "usage error, or an expression that does not compile"),
-    (
-        "3",
-        "one or more events failed (with --on-error skip or abort), even if the pipe closed after",
-    ),
-    (
-        "4",
-        "I/O error: an input could not be read, or the output could not be written",
-    ),
-    (
-        "130",
-        "interrupted by SIGINT (143 for SIGTERM), after writing what was read",
-    ),
-];
-
-/// Examples from real use, for `--help` and the man page alike.
-const EXAMPLES: &[(&str, &str)] = &[
-    (
-        "Error events of one service, three fields each:",
-        r#"evq -f '.level == "error" and .service == "api"' -m '{ts, msg}' app.ndjson"#,
-    ),
-    (
-        "Large transactions, failures kept for later, metrics as JSON:",
-        "evq --stats=json --dead-letter failed.ndjson -f '.amount > 100' tx.ndjson",
-    ),
-    (
-        "In a CI script, fail when a server error was logged:",
-        "evq -e -f '.status >= 500' app.ndjson > /dev/null && exit 1",
-    ),
-];
-
-fn after_long_help() -> String {
-    let mut text = String::from("EXIT STATUS:\n");
-    for (code, meaning) in EXIT_STATUSES {
-        text.push_str(&format!("    {code:<5}{meaning}\n"));
-    }
-    text.push_str("\nEXAMPLES:\n");
-    for (what, command) in EXAMPLES {
-        text.push_str(&format!("    {what}\n        {command}\n"));
-    }
-    text
-}
+use std::time::Duration;
 
 /// Output format of `--stats`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -199,8 +132,8 @@ pub struct Args {
     pub library_path: Vec<PathBuf>,
 
     /// Aggregate events per key over windows of event time: tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (durations like 250ms, 10s, 5m, 1h, 1d). The window stage sits where this option is in the chain.
-    #[arg(long, value_name = "SPEC", help_heading = "Windows")]
-    pub window: Option<String>,
+    #[arg(long, value_name = "SPEC", value_parser = Parsed::parser(time::parse_window), help_heading = "Windows")]
+    pub window: Option<Parsed<WindowSpec>>,
 
     /// Group the window's events by EXPR (repeat for a composite key; the result's "key" is then an array).
     #[arg(long = "key", value_name = "EXPR", action = ArgAction::Append, help_heading = "Windows")]
@@ -211,12 +144,12 @@ pub struct Args {
     pub time: Option<String>,
 
     /// An aggregate per window and key: count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect(EXPR; LIMIT) (at most LIMIT values, default 10000; evq says at the end where values were dropped). Without --window: one result per key at the end (group-by).
-    #[arg(long = "agg", value_name = "NAME=FUNC(EXPR)", action = ArgAction::Append, help_heading = "Windows")]
-    pub aggs: Vec<String>,
+    #[arg(long = "agg", value_name = "NAME=FUNC(EXPR)", action = ArgAction::Append, value_parser = Parsed::parser(agg::parse_agg), help_heading = "Windows")]
+    pub aggs: Vec<Parsed<AggSpec>>,
 
     /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late, and counted on standard error at the end (unless -q).
-    #[arg(long, value_name = "DURATION", help_heading = "Windows")]
-    pub lateness: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = Parsed::parser(time::parse_lateness), help_heading = "Windows")]
+    pub lateness: Option<Parsed<i64>>,
 
     /// Run the chain once, on null, and read no input (no FILE may be given): evq -n -m 'range(3)'.
     #[arg(short = 'n', long, help_heading = "Input")]
@@ -246,18 +179,20 @@ pub struct Args {
         long,
         value_name = "DURATION",
         default_value = "50ms",
+        value_parser = Parsed::parser(duration),
         help_heading = "Input"
     )]
-    pub follow_interval: String,
+    pub follow_interval: Parsed<Duration>,
 
     /// With --follow: after a rotation is seen (the file renamed away, a new file under its name), keep reading the old file alongside the new one for DURATION, so lines its writer still appends are not lost and a partial last line can get its newline; then it is read to its end and closed. The same idea as Fluent Bit's Rotate_Wait.
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "5s",
+        value_parser = Parsed::parser(duration),
         help_heading = "Input"
     )]
-    pub rotate_wait: String,
+    pub rotate_wait: Parsed<Duration>,
 
     /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again).
     #[arg(long, value_name = "FILE", help_heading = "Input")]
@@ -268,9 +203,10 @@ pub struct Args {
         long,
         value_name = "DURATION",
         default_value = "5s",
+        value_parser = Parsed::parser(duration),
         help_heading = "Input"
     )]
-    pub checkpoint_every: String,
+    pub checkpoint_every: Parsed<Duration>,
 
     /// Write events to FILE instead of standard output (created or truncated; refused when FILE is also an input).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
@@ -321,8 +257,8 @@ pub struct Args {
     pub stats: Option<StatsFormat>,
 
     /// Also print the metrics every DURATION while running (e.g. 10s, 1m), in the --stats format, with rates over the last interval.
-    #[arg(long, value_name = "DURATION", help_heading = "Accounting")]
-    pub stats_every: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = Parsed::parser(duration), help_heading = "Accounting")]
+    pub stats_every: Option<Parsed<Duration>>,
 
     /// What a failed event does: skip it (exit 3 at the end), abort the run (exit 3), or ignore it (exit status unchanged).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = OnError::Skip, help_heading = "Accounting")]
@@ -366,6 +302,38 @@ pub struct Args {
     /// order: (kind, name, value or file).
     #[arg(skip)]
     pub vars: Vec<(VarKind, String, String)>,
+}
+
+/// An option's value as its clap value parser read it, once: the text as
+/// written and what it means, or why it means nothing. A bad value is not a
+/// clap error: the plan reports it in its turn, in evq's words (`evq:
+/// --rotate-wait: invalid duration "5x": …`, exit 2), after the checks that
+/// come before it and beside the chain's compile errors; and a value that
+/// does not matter (`--checkpoint-every` without `--checkpoint`) is no error.
+#[derive(Clone, Debug)]
+pub struct Parsed<T> {
+    pub text: String,
+    pub value: Result<T, String>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Parsed<T> {
+    /// The clap value parser that reads a value with `parse`.
+    fn parser(
+        parse: fn(&str) -> Result<T, String>,
+    ) -> impl Fn(&str) -> Result<Parsed<T>, std::convert::Infallible> + Clone + Send + Sync {
+        move |text| {
+            Ok(Parsed {
+                text: text.to_string(),
+                value: parse(text),
+            })
+        }
+    }
+}
+
+/// A duration option (`--follow-interval`, `--stats-every`, …): a positive
+/// whole number and a unit, as `--window` sizes are written.
+fn duration(text: &str) -> Result<Duration, String> {
+    time::parse_duration(text).map(|ms| Duration::from_millis(ms as u64))
 }
 
 /// The kinds of stage a command line can build.
@@ -415,7 +383,8 @@ pub fn parse() -> Args {
         _ => None,
     };
     if let Some((i, kind)) = window_at {
-        stages.push((i, kind, args.window.clone().unwrap_or_default()));
+        let text = args.window.as_ref().map(|w| w.text.clone());
+        stages.push((i, kind, text.unwrap_or_default()));
     }
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();
@@ -440,122 +409,4 @@ pub fn parse() -> Args {
     vars.sort_by_key(|(i, _, _, _)| *i);
     args.vars = vars.into_iter().map(|(_, j, n, v)| (j, n, v)).collect();
     args
-}
-
-/// What evq says when run with nothing to do (no stage, no FILE, standard
-/// input a terminal): the usage line, an example, and where to read more.
-pub fn short_usage() -> String {
-    let usage = command().render_usage().to_string();
-    let (what, example) = EXAMPLES[0];
-    format!(
-        "evq: no stage and no FILE, and standard input is a terminal: nothing to do\n{}\n\n{what}\n    {example}\n\nTry 'evq --help' for more information.",
-        usage.trim_end()
-    )
-}
-
-/// Writes the completion script `--generate complete-SHELL` asks for, made
-/// by clap_complete from the same definitions as `--help`; `None` for `man`.
-pub fn completions(kind: Generate, out: &mut dyn std::io::Write) -> Option<()> {
-    use clap_complete::Shell;
-    let shell = match kind {
-        Generate::Man => return None,
-        Generate::CompleteBash => Shell::Bash,
-        Generate::CompleteZsh => Shell::Zsh,
-        Generate::CompleteFish => Shell::Fish,
-        Generate::CompletePowershell => Shell::PowerShell,
-        Generate::CompleteElvish => Shell::Elvish,
-    };
-    clap_complete::generate(shell, &mut command(), "evq", out);
-    Some(())
-}
-
-/// Renders the man page from the definitions above: clap_mangen's sections,
-/// then EXIT STATUS and EXAMPLES from the same tables `--help` uses.
-pub fn man_page() -> std::io::Result<Vec<u8>> {
-    let man = clap_mangen::Man::new(command());
-    let mut out = Vec::new();
-    man.render_title(&mut out)?;
-    man.render_name_section(&mut out)?;
-    out.extend_from_slice(synopsis().as_bytes());
-    man.render_description_section(&mut out)?;
-    man.render_options_section(&mut out)?;
-    let mut extra = String::from(".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in EXIT_STATUSES {
-        extra.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", roff(meaning)));
-    }
-    extra.push_str(".SH EXAMPLES\n");
-    for (what, command) in EXAMPLES {
-        extra.push_str(&format!(
-            ".TP\n{}\n.nf\n\\fB{}\\fR\n.fi\n",
-            roff(what),
-            roff(command)
-        ));
-    }
-    out.extend_from_slice(extra.as_bytes());
-    man.render_version_section(&mut out)?;
-    Ok(out)
-}
-
-/// The SYNOPSIS section: every option with its placeholders (`-f|--filter
-/// EXPR`), which clap_mangen's own synopsis leaves out.
-fn synopsis() -> String {
-    let mut cmd = command();
-    cmd.build();
-    let mut line = String::from("\\fBevq\\fR");
-    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
-        if arg.is_positional() {
-            continue;
-        }
-        let mut names = Vec::new();
-        if let Some(short) = arg.get_short() {
-            names.push(format!("\\fB{}\\fR", roff(&format!("-{short}"))));
-        }
-        if let Some(long) = arg.get_long() {
-            names.push(format!("\\fB{}\\fR", roff(&format!("--{long}"))));
-        }
-        let values = arg
-            .get_value_names()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|n| format!("\\fI{}\\fR", roff(n)))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
-        let value = if !takes_value || values.is_empty() {
-            String::new()
-        } else if arg.get_num_args().is_some_and(|n| n.min_values() == 0) {
-            format!("[={values}]")
-        } else {
-            format!(" {values}")
-        };
-        let repeated = matches!(arg.get_action(), ArgAction::Append);
-        // An unpaddable space (`\ `) keeps an option with its placeholders.
-        line.push_str(&format!(
-            " [{}{}]{}",
-            names.join("|"),
-            value.replace(' ', "\\ "),
-            if repeated { "..." } else { "" }
-        ));
-    }
-    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
-        let name = arg
-            .get_value_names()
-            .map_or(arg.get_id().as_str(), |n| &n[0]);
-        line.push_str(&format!(" [\\fI{}\\fR]...", roff(name)));
-    }
-    // Left-aligned, and placeholders not hyphenated at the end of a line.
-    format!(".SH SYNOPSIS\n.nh\n.ad l\n{line}\n.ad\n.hy\n")
-}
-
-/// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.
-fn roff(text: &str) -> String {
-    let text = text.replace('\\', "\\e").replace('-', "\\-");
-    if text.starts_with('.') || text.starts_with('\'') {
-        format!("\\&{text}")
-    } else {
-        text
-    }
 }

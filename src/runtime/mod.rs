@@ -115,10 +115,7 @@ struct Periodic {
 
 /// Runs the plan to the end of its inputs (or a stop) and returns the exit status.
 pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
-    let stages = plan
-        .chain
-        .build()
-        .expect("the plan compiled this chain already");
+    let stages = plan.chain.stages();
     let stateful = stages.iter().any(|s| s.stateful());
     let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
     let mut collector = Collector {
@@ -166,7 +163,6 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         saving: None,
         aggs: plan.chain.aggs().to_vec(),
     };
-    drop(stages);
 
     // The checkpoint as the last run left it goes to the reader (where to
     // resume); what this run reaches is kept here and written as it goes.

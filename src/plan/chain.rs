@@ -1,0 +1,421 @@
+//! The stage chain of the plan: each stage's kind, name and expression as
+//! stats show them, the window stage's options typed, and the variables.
+//! The plan compiles the chain once, to report every error at once; jaq
+//! values are not `Send`, so each worker thread then builds its own copy
+//! (`Chain::build`). What the chain reads (`fields`), how direct evaluation
+//! runs it (`direct`) and hints on a likely mistaken order (`hints`) are
+//! found here too.
+
+use super::Error;
+use super::vars::{Binding, variables};
+use crate::cli::{Args, StageKind};
+use crate::jq::{Globals, Library, Program};
+use crate::json::Fields;
+use crate::stage::window::agg::AggSpec;
+use crate::stage::window::time::WindowSpec;
+use crate::stage::window::{WindowConfig, WindowStage};
+use crate::stage::{FilterStage, MapStage, Stage};
+use std::sync::Arc;
+
+/// The stages in command-line order, checked: every expression compiles.
+#[derive(Clone)]
+pub struct Chain {
+    stages: Vec<StageInfo>,
+    /// The window stage's options, when the chain has one.
+    window: Option<Window>,
+    vars: Vec<Binding>,
+    /// The modules `import` and `include` find (`-L`), shared by every copy,
+    /// so each compiles with the same files.
+    library: Arc<Library>,
+}
+
+/// One stage as the plan knows it: what stats show of it, and what it is
+/// built from.
+#[derive(Clone)]
+pub struct StageInfo {
+    kind: StageKind,
+    /// Place in the chain, from 1.
+    position: usize,
+    /// `filter#1`, `map#2`, …
+    name: String,
+    /// The expression as written; for the window stage, its options
+    /// (`tumbling:1m; key .service; n=count`).
+    expr: String,
+}
+
+impl StageInfo {
+    fn new(kind: StageKind, position: usize, expr: String) -> StageInfo {
+        StageInfo {
+            kind,
+            position,
+            name: format!("{}#{position}", kind.name()),
+            expr,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `filter`, `map`, `window` or `aggregate`.
+    pub fn kind(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    /// Whether the stage keeps state across events (a window).
+    pub fn stateful(&self) -> bool {
+        matches!(self.kind, StageKind::Window | StageKind::Aggregate)
+    }
+
+    /// `--filter #1`: the stage in messages.
+    fn label(&self) -> String {
+        format!("--{} #{}", self.kind.name(), self.position)
+    }
+}
+
+/// The options of the window stage, parsed: `--window`, `--key`, `--time`,
+/// `--agg`, `--lateness`.
+#[derive(Clone)]
+struct Window {
+    /// `None`: `--agg` alone, group-by over the whole input.
+    spec: Option<WindowSpec>,
+    keys: Vec<String>,
+    time: Option<String>,
+    aggs: Vec<AggSpec>,
+    /// Every `--agg` as written, for the note on a truncated `collect`.
+    texts: Vec<String>,
+    /// Milliseconds.
+    lateness: i64,
+}
+
+impl Window {
+    /// The window options of the command line. A bad `--window` or
+    /// `--lateness` makes the stage unusable: `Err`, its message reported
+    /// alone (none of its expressions is compiled). A bad `--agg` is left
+    /// out, its message returned beside the window, to be reported after
+    /// the compile errors of the rest.
+    fn new(args: &Args) -> Result<(Window, String), String> {
+        let spec = match &args.window {
+            None => None,
+            Some(w) => Some(
+                w.value
+                    .clone()
+                    .map_err(|e| format!("evq: --window: {e}\n"))?,
+            ),
+        };
+        let lateness = match &args.lateness {
+            None => 0,
+            Some(l) => l
+                .value
+                .clone()
+                .map_err(|e| format!("evq: --lateness: {e}\n"))?,
+        };
+        let mut aggs = Vec::new();
+        let mut bad = String::new();
+        for agg in &args.aggs {
+            match &agg.value {
+                Ok(spec) => aggs.push(spec.clone()),
+                Err(e) => bad.push_str(&format!("evq: {e}\n")),
+            }
+        }
+        let window = Window {
+            spec,
+            keys: args.keys.clone(),
+            time: args.time.clone(),
+            aggs,
+            texts: args.aggs.iter().map(|a| a.text.clone()).collect(),
+            lateness,
+        };
+        Ok((window, bad))
+    }
+
+    /// What the stage shows as its expression in stats.
+    fn describe(args: &Args) -> String {
+        let spec = args.window.as_ref().map(|w| w.text.clone());
+        let mut parts = vec![spec.unwrap_or_else(|| "group".into())];
+        parts.extend(args.keys.iter().map(|k| format!("key {k}")));
+        parts.extend(args.time.iter().map(|t| format!("time {t}")));
+        parts.extend(args.lateness.iter().map(|l| format!("lateness {}", l.text)));
+        parts.extend(args.aggs.iter().map(|a| a.text.clone()));
+        parts.join("; ")
+    }
+
+    /// The jq expressions the window stage runs on each event.
+    fn exprs(&self) -> impl Iterator<Item = &str> {
+        let aggs = self.aggs.iter().filter_map(|a| a.expr.as_deref());
+        self.keys
+            .iter()
+            .chain(&self.time)
+            .map(String::as_str)
+            .chain(aggs)
+    }
+
+    /// Compiles the stage; each expression that does not compile adds its
+    /// report to `errors`.
+    fn build(
+        &self,
+        info: &StageInfo,
+        globals: &Globals,
+        errors: &mut String,
+    ) -> Option<WindowStage> {
+        let mut compile = |code: &str, label: String| match Program::compile(code, &label, globals)
+        {
+            Ok(p) => Some(p),
+            Err(report) => {
+                errors.push_str(&report);
+                None
+            }
+        };
+        let keys: Vec<Option<Program>> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| compile(k, format!("--key #{}", i + 1)))
+            .collect();
+        let time = self.time.as_deref().map(|t| compile(t, "--time".into()));
+        let aggs: Vec<(AggSpec, Option<Option<Program>>)> = self
+            .aggs
+            .iter()
+            .map(|spec| {
+                let program = spec
+                    .expr
+                    .as_deref()
+                    .map(|e| compile(e, format!("--agg {}", spec.name)));
+                (spec.clone(), program)
+            })
+            .collect();
+        let ok = keys.iter().all(Option::is_some)
+            && time.as_ref().is_none_or(Option::is_some)
+            && aggs
+                .iter()
+                .all(|(_, p)| p.as_ref().is_none_or(Option::is_some));
+        if !ok {
+            return None;
+        }
+        let config = WindowConfig {
+            spec: self.spec,
+            keys: keys.into_iter().flatten().collect(),
+            time: time.flatten(),
+            aggs: aggs.into_iter().map(|(s, p)| (s, p.flatten())).collect(),
+            lateness: self.lateness,
+        };
+        Some(WindowStage::new(
+            info.name.clone(),
+            info.expr.clone(),
+            config,
+        ))
+    }
+}
+
+impl Chain {
+    /// The chain of the command line, compiled once: every stage that does
+    /// not compile is reported, in chain order (a bad `--window`,
+    /// `--lateness` or `--agg` where the window stage stands).
+    pub(super) fn new(args: &Args, vars: Vec<Binding>) -> Result<Chain, Error> {
+        let has_window = args.window.is_some() || !args.aggs.is_empty();
+        let (window, window_errors) = match has_window.then(|| Window::new(args)) {
+            None => (None, String::new()),
+            Some(Ok((window, bad_aggs))) => (Some(window), bad_aggs),
+            Some(Err(unusable)) => (None, unusable),
+        };
+        let stages = args
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, expr))| {
+                let expr = match kind {
+                    StageKind::Window | StageKind::Aggregate => Window::describe(args),
+                    _ => expr.clone(),
+                };
+                StageInfo::new(*kind, i + 1, expr)
+            })
+            .collect();
+        let chain = Chain {
+            stages,
+            window,
+            vars,
+            library: Arc::new(Library::new(args.library_path.clone())),
+        };
+        let mut errors = String::new();
+        chain.compile(&mut errors, &window_errors)?;
+        if errors.is_empty() {
+            Ok(chain)
+        } else {
+            Err(Error::Usage(errors.trim_end().to_string()))
+        }
+    }
+
+    /// Compiles every stage, for one worker thread.
+    pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Error> {
+        let mut errors = String::new();
+        let stages = self.compile(&mut errors, "")?;
+        if errors.is_empty() {
+            Ok(stages)
+        } else {
+            Err(Error::Usage(errors.trim_end().to_string()))
+        }
+    }
+
+    /// Compiles every stage; each that does not compile adds its report to
+    /// `errors`, and `window_errors` go where the window stage stands.
+    /// A bad variable (`--argjson`) is an error on its own.
+    fn compile(
+        &self,
+        errors: &mut String,
+        window_errors: &str,
+    ) -> Result<Vec<Box<dyn Stage>>, Error> {
+        let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        for info in &self.stages {
+            if info.stateful() {
+                if let Some(window) = &self.window
+                    && let Some(stage) = window.build(info, &globals, errors)
+                {
+                    stages.push(Box::new(stage));
+                }
+                errors.push_str(window_errors);
+                continue;
+            }
+            match Program::compile(&info.expr, &info.label(), &globals) {
+                Ok(program) => {
+                    let (name, expr) = (info.name.clone(), info.expr.clone());
+                    stages.push(match info.kind {
+                        StageKind::Filter => Box::new(FilterStage {
+                            name,
+                            expr,
+                            program,
+                        }),
+                        _ => Box::new(MapStage {
+                            name,
+                            expr,
+                            program,
+                        }),
+                    })
+                }
+                Err(report) => errors.push_str(&report),
+            }
+        }
+        Ok(stages)
+    }
+
+    /// Each stage's name, kind and expression, for stats.
+    pub fn stages(&self) -> &[StageInfo] {
+        &self.stages
+    }
+
+    /// The variable bindings every expression sees.
+    pub(super) fn vars(&self) -> &[Binding] {
+        &self.vars
+    }
+
+    /// Every `--agg` as written, in command-line order.
+    pub fn aggs(&self) -> &[String] {
+        self.window.as_ref().map_or(&[], |w| &w.texts)
+    }
+
+    /// Hints for stages that read what no result of the window stage before
+    /// them has: `--window … -f '.level == "error"'` filters results, not
+    /// events, and so drops them all. Checks the filters after the window
+    /// stage up to and including the first map (later stages see the map's
+    /// output); a stage that reads its input whole gets no hint.
+    pub fn hints(&self) -> Vec<String> {
+        let (Some(at), Some(window)) = (
+            self.stages.iter().position(StageInfo::stateful),
+            &self.window,
+        ) else {
+            return Vec::new();
+        };
+        let mut has: Vec<String> = Vec::new();
+        if window.spec.is_some() {
+            has.extend(["window_start".into(), "window_end".into()]);
+        }
+        if !window.keys.is_empty() {
+            has.push("key".into());
+        }
+        has.extend(window.aggs.iter().map(|a| a.name.clone()));
+        let (results, option) = match self.stages[at].kind {
+            StageKind::Window => ("window results", "--window"),
+            _ => ("aggregate results", "--agg"),
+        };
+        let mut hints = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate().skip(at + 1) {
+            let (flag, verb) = match stage.kind {
+                StageKind::Filter => ("-f", "filter"),
+                StageKind::Map => ("-m", "map"),
+                StageKind::Window | StageKind::Aggregate => break,
+            };
+            if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(&stage.expr) {
+                let missing: Vec<String> = read
+                    .into_iter()
+                    .filter(|(key, _)| !has.iter().any(|h| h.as_bytes() == key.as_slice()))
+                    .filter_map(|(key, _)| Fields::Keys(vec![(key, Fields::Whole)]).paths()?.pop())
+                    .collect();
+                if !missing.is_empty() {
+                    hints.push(format!(
+                        "hint: --{} #{} reads {}, which {results} do not have (they have {}); stages run in command-line order: put {flag} before {option} to {verb} the events",
+                        stage.kind.name(),
+                        i + 1,
+                        and_list(&missing),
+                        has.join(", "),
+                    ));
+                }
+            }
+            if stage.kind == StageKind::Map {
+                break;
+            }
+        }
+        hints
+    }
+
+    /// The fields of an input line the chain reads: those of the filters up
+    /// to and including the first map (later stages see that map's output,
+    /// not the line). `None`: the whole event.
+    pub fn fields(&self) -> Option<Fields> {
+        let mut fields = Fields::Keys(Vec::new());
+        for stage in &self.stages {
+            match (stage.kind, &self.window) {
+                (StageKind::Filter | StageKind::Map, _) => {
+                    fields.merge(&crate::jq::fields::read_by(&stage.expr)?)
+                }
+                (_, Some(window)) => {
+                    for expr in window.exprs() {
+                        fields.merge(&crate::jq::fields::read_by(expr)?);
+                    }
+                }
+                (_, None) => {}
+            }
+            // Later stages see this stage's output, not the line.
+            if stage.kind != StageKind::Filter {
+                break;
+            }
+        }
+        Some(fields)
+    }
+
+    /// The chain for direct evaluation: filters and maps only, each one an
+    /// expression `direct` understands.
+    pub fn direct(&self) -> Option<crate::jq::direct::Chain> {
+        let mut stages = Vec::new();
+        for stage in &self.stages {
+            match stage.kind {
+                StageKind::Filter => stages.push((false, stage.expr.as_str())),
+                StageKind::Map => stages.push((true, stage.expr.as_str())),
+                StageKind::Window | StageKind::Aggregate => return None,
+            }
+        }
+        crate::jq::direct::compile(&stages, &variables(&self.vars).ok()?)
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
