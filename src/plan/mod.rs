@@ -414,7 +414,7 @@ impl Plan {
         let checkpoint = match &args.checkpoint {
             None => None,
             Some(path) => {
-                if sources.iter().any(|s| s.path.is_none()) {
+                if sources.iter().any(|s| s.path().is_none()) {
                     return Err(Fatal::usage(
                         "evq: --checkpoint needs files: standard input cannot be resumed".into(),
                     ));
@@ -729,7 +729,7 @@ fn refuse_overwriting_inputs(args: &Args, sources: &[Source]) -> Result<(), Fata
         .iter()
         .filter(|s| s.format != Format::Null)
         .filter_map(|s| {
-            let path = s.path.as_deref().unwrap_or("/dev/stdin".as_ref());
+            let path = s.path().unwrap_or("/dev/stdin".as_ref());
             Some((s.display().to_string(), identity(path)?))
         })
         .collect();

@@ -92,10 +92,10 @@ struct Entries {
 }
 
 impl Entries {
-    /// The entry of the file with this device and inode. Lines of a rotated
-    /// file may come before the new file's `Opened`: then it is still current.
-    fn of(&mut self, (dev, ino): (u64, u64)) -> Option<&mut crate::source::checkpoint::Entry> {
-        let is = |e: &crate::source::checkpoint::Entry| e.id.dev == dev && e.id.ino == ino;
+    /// The entry of the file a position is in. Lines of a rotated file may
+    /// come before the new file's `Opened`: then it is still current.
+    fn of(&mut self, at: &source::Position) -> Option<&mut crate::source::checkpoint::Entry> {
+        let is = |e: &crate::source::checkpoint::Entry| e.at.same_stream(at);
         match (&mut self.current, &mut self.rotated) {
             (Some(e), _) if is(e) => Some(e),
             (_, Some(e)) if is(e) => Some(e),
@@ -197,7 +197,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let files: Vec<Option<String>> = plan
         .sources
         .iter()
-        .map(|s| s.path.as_ref().map(|_| s.name.clone()))
+        .map(|s| s.path().map(|_| s.name.clone()))
         .collect();
     for _ in 0..threads {
         let files = files.clone();
@@ -505,9 +505,9 @@ impl Collector {
             return Err(Stop::Abort);
         }
         if let (Some(saving), true) = (&mut self.saving, batch.from_reader)
-            && let Some(entry) = saving.entries[batch.source].of(batch.file)
+            && let Some(entry) = saving.entries[batch.source].of(&batch.end)
         {
-            (entry.offset, entry.line) = batch.end;
+            entry.at = batch.end;
         }
         Ok(())
     }
