@@ -8,7 +8,7 @@ use crate::cli::{Args, InputFormat, OnError, StageKind, StatsFormat, VarKind};
 use crate::source::{Format, Source};
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
-use crate::sink::{DeadLetter, EventWriter, Formatter, Pretty};
+use crate::sink::{DeadLetter, FileSink, Formatter, Pretty, Sink};
 use crate::stage::window::{WindowConfig, WindowStage, agg, time};
 use crate::stage::{FilterStage, MapStage, Stage};
 use crate::report::status;
@@ -27,7 +27,7 @@ pub struct Plan {
     /// The chain as direct evaluation runs it (see `direct`), when it can.
     pub direct: Option<crate::jq::direct::Chain>,
     pub formatter: Formatter,
-    pub output: EventWriter,
+    pub output: Box<dyn Sink>,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
     /// `--checkpoint`: the file, what it held at the start, how often to write it.
@@ -436,8 +436,8 @@ impl Plan {
         };
         // Opened only now, so a usage error never truncates an output file.
         let output = match &args.output {
-            None => EventWriter::stdout(),
-            Some(path) => EventWriter::create(path).map_err(|e| {
+            None => FileSink::stdout(),
+            Some(path) => FileSink::create(path).map_err(|e| {
                 Fatal::io(format!(
                     "evq: cannot create output file {}: {}",
                     path.display(),
@@ -506,7 +506,7 @@ impl Plan {
             chain,
             threads,
             formatter,
-            output,
+            output: Box::new(output),
             dead_letter,
             stats: args.stats,
             stats_every,

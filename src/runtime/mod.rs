@@ -9,7 +9,7 @@ pub mod worker;
 
 use crate::cli::{OnError, StatsFormat};
 use crate::source::{self, Message};
-use crate::sink::{DeadLetter, EventWriter};
+use crate::sink::{DeadLetter, Sink};
 use crate::plan::Plan;
 use crate::report::progress::Progress;
 use crate::report::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
@@ -58,7 +58,7 @@ enum Outcome {
 /// This thread's state: the outputs and the accounts.
 struct Collector {
     sources: Vec<source::Source>,
-    output: EventWriter,
+    output: Box<dyn Sink>,
     dead_letter: Option<DeadLetter>,
     on_error: OnError,
     quiet: bool,
@@ -408,9 +408,9 @@ impl Collector {
         };
         self.output
             .sync()
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.sync().map_err(|e| dead_letter_error(&dl.name, e))?;
+            dl.sync().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
         let checkpoint = crate::source::checkpoint::Checkpoint {
             version: 1,
@@ -468,7 +468,7 @@ impl Collector {
         }
         self.output
             .write(out)
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         for failure in &batch.failures {
             let stage = failure.stage.map(|i| self.stats.stages[i].name.as_str());
             // Late events are accounted for in the stage's stats and the dead
@@ -492,7 +492,7 @@ impl Collector {
             if let Some(dl) = &mut self.dead_letter {
                 let source = &self.sources[batch.source].name;
                 dl.write(source, failure.line, stage, &failure.error, &failure.raw)
-                    .map_err(|e| dead_letter_error(&dl.name, e))?;
+                    .map_err(|e| dead_letter_error(dl.name(), e))?;
             }
         }
         self.progress.update(
@@ -523,9 +523,9 @@ impl Collector {
     fn flush(&mut self) -> Result<(), Stop> {
         self.output
             .flush()
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.flush().map_err(|e| dead_letter_error(&dl.name, e))?;
+            dl.flush().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
         Ok(())
     }
