@@ -62,9 +62,7 @@ fn batch(lines: usize) -> Batch {
         data,
         lines: spans,
         bytes: 0,
-        end_offset: 0,
-        end_line: lines as u64,
-        file: (0, 0),
+        end: Default::default(),
     }
 }
 

@@ -21,7 +21,7 @@ pub use error::Error;
 use crate::cli::{Args, InputFormat, OnError, Parsed, StatsFormat};
 use crate::jq::{Globals, Program};
 use crate::json::Fields;
-use crate::sink::{DeadLetter, EventWriter, Formatter, Pretty};
+use crate::sink::{DeadLetter, FileSink, Formatter, Pretty, Sink};
 use crate::source::checkpoint::Checkpoint;
 use crate::source::{Follow, Format, Source};
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ pub struct Plan {
     /// The chain as direct evaluation runs it (see `direct`), when it can.
     pub direct: Option<crate::jq::direct::Chain>,
     pub formatter: Formatter,
-    pub output: EventWriter,
+    pub output: Box<dyn Sink>,
     pub dead_letter: Option<DeadLetter>,
     pub stats: Option<StatsFormat>,
     /// `--checkpoint`: the file, what it held at the start, how often to write it.
@@ -194,7 +194,7 @@ fn checkpoint(
     let Some(path) = &args.checkpoint else {
         return Ok(None);
     };
-    if sources.iter().any(|s| s.path.is_none()) {
+    if sources.iter().any(|s| s.path().is_none()) {
         return Err(Error::Usage(
             "evq: --checkpoint needs files: standard input cannot be resumed".into(),
         ));
@@ -210,11 +210,13 @@ fn checkpoint(
 }
 
 /// The event output (`-o` or standard output) and the dead letter, opened.
-fn outputs(args: &Args) -> Result<(EventWriter, Option<DeadLetter>), Error> {
-    let output = match &args.output {
-        None => EventWriter::stdout(),
-        Some(path) => EventWriter::create(path)
-            .map_err(|e| Error::io("cannot create output file", path, &e))?,
+fn outputs(args: &Args) -> Result<(Box<dyn Sink>, Option<DeadLetter>), Error> {
+    let output: Box<dyn Sink> = match &args.output {
+        None => Box::new(FileSink::stdout()),
+        Some(path) => Box::new(
+            FileSink::create(path)
+                .map_err(|e| Error::io("cannot create output file", path, &e))?,
+        ),
     };
     let dead_letter = match &args.dead_letter {
         None => None,
@@ -379,7 +381,7 @@ fn refuse_overwriting_inputs(args: &Args, sources: &[Source]) -> Result<(), Erro
         .iter()
         .filter(|s| s.format != Format::Null)
         .filter_map(|s| {
-            let path = s.path.as_deref().unwrap_or("/dev/stdin".as_ref());
+            let path = s.path().unwrap_or("/dev/stdin".as_ref());
             Some((s.display().to_string(), identity(path)?))
         })
         .collect();

@@ -9,7 +9,7 @@ pub mod worker;
 
 use crate::cli::{OnError, StatsFormat};
 use crate::source::{self, Message};
-use crate::sink::{DeadLetter, EventWriter};
+use crate::sink::{DeadLetter, Sink};
 use crate::plan::Plan;
 use crate::report::progress::Progress;
 use crate::report::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
@@ -58,7 +58,7 @@ enum Outcome {
 /// This thread's state: the outputs and the accounts.
 struct Collector {
     sources: Vec<source::Source>,
-    output: EventWriter,
+    output: Box<dyn Sink>,
     dead_letter: Option<DeadLetter>,
     on_error: OnError,
     quiet: bool,
@@ -92,10 +92,10 @@ struct Entries {
 }
 
 impl Entries {
-    /// The entry of the file with this device and inode. Lines of a rotated
-    /// file may come before the new file's `Opened`: then it is still current.
-    fn of(&mut self, (dev, ino): (u64, u64)) -> Option<&mut crate::source::checkpoint::Entry> {
-        let is = |e: &crate::source::checkpoint::Entry| e.id.dev == dev && e.id.ino == ino;
+    /// The entry of the file a position is in. Lines of a rotated file may
+    /// come before the new file's `Opened`: then it is still current.
+    fn of(&mut self, at: &source::Position) -> Option<&mut crate::source::checkpoint::Entry> {
+        let is = |e: &crate::source::checkpoint::Entry| e.at.same_stream(at);
         match (&mut self.current, &mut self.rotated) {
             (Some(e), _) if is(e) => Some(e),
             (_, Some(e)) if is(e) => Some(e),
@@ -193,7 +193,7 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let files: Vec<Option<String>> = plan
         .sources
         .iter()
-        .map(|s| s.path.as_ref().map(|_| s.name.clone()))
+        .map(|s| s.path().map(|_| s.name.clone()))
         .collect();
     for _ in 0..threads {
         let files = files.clone();
@@ -404,9 +404,9 @@ impl Collector {
         };
         self.output
             .sync()
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.sync().map_err(|e| dead_letter_error(&dl.name, e))?;
+            dl.sync().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
         let checkpoint = crate::source::checkpoint::Checkpoint {
             version: 1,
@@ -464,7 +464,7 @@ impl Collector {
         }
         self.output
             .write(out)
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         for failure in &batch.failures {
             let stage = failure.stage.map(|i| self.stats.stages[i].name.as_str());
             // Late events are accounted for in the stage's stats and the dead
@@ -488,7 +488,7 @@ impl Collector {
             if let Some(dl) = &mut self.dead_letter {
                 let source = &self.sources[batch.source].name;
                 dl.write(source, failure.line, stage, &failure.error, &failure.raw)
-                    .map_err(|e| dead_letter_error(&dl.name, e))?;
+                    .map_err(|e| dead_letter_error(dl.name(), e))?;
             }
         }
         self.progress.update(
@@ -501,9 +501,9 @@ impl Collector {
             return Err(Stop::Abort);
         }
         if let (Some(saving), true) = (&mut self.saving, batch.from_reader)
-            && let Some(entry) = saving.entries[batch.source].of(batch.file)
+            && let Some(entry) = saving.entries[batch.source].of(&batch.end)
         {
-            (entry.offset, entry.line) = batch.end;
+            entry.at = batch.end;
         }
         Ok(())
     }
@@ -519,9 +519,9 @@ impl Collector {
     fn flush(&mut self) -> Result<(), Stop> {
         self.output
             .flush()
-            .map_err(|e| write_error(&self.output.name, e))?;
+            .map_err(|e| write_error(self.output.name(), e))?;
         if let Some(dl) = &mut self.dead_letter {
-            dl.flush().map_err(|e| dead_letter_error(&dl.name, e))?;
+            dl.flush().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
         Ok(())
     }

@@ -58,10 +58,8 @@ pub struct Processed {
     pub from_reader: bool,
     /// What a stateful chain emitted at the end of input: nothing follows.
     pub last: bool,
-    /// The source's position after this batch: byte offset and lines.
-    pub end: (u64, u64),
-    /// The file `end` is in: device and inode (`Batch::file`).
-    pub file: (u64, u64),
+    /// The source's position after this batch (`Batch::end`).
+    pub end: crate::source::Position,
 }
 
 /// Direct evaluation of a batch: the chain, and buffers kept across batches.
@@ -140,8 +138,7 @@ impl Worker {
 
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
-        p.end = (batch.end_offset, batch.end_line);
-        p.file = batch.file;
+        p.end = batch.end;
         crate::jq::builtins::set_source(batch.source);
         if self.format == Format::Raw {
             self.process_raw(batch, &mut p);
@@ -388,8 +385,7 @@ impl Worker {
             aborted: false,
             from_reader: true,
             last: false,
-            end: (0, 0),
-            file: (0, 0),
+            end: Default::default(),
         }
     }
 

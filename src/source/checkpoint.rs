@@ -6,6 +6,7 @@
 //! output it accounts for was flushed, so a crash at any moment loses nothing:
 //! the next run re-reads at most what came after the last checkpoint.
 
+use super::position::Position;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Write};
@@ -15,47 +16,94 @@ use std::path::Path;
 /// How many leading bytes make a file's fingerprint.
 const FINGERPRINT_BYTES: usize = 1024;
 
-/// Which file: device and inode, and a hash of its first bytes.
+/// How far one file was processed: its name and position, and the
+/// fingerprint of its first bytes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-    /// FNV-1a of the first `fingerprint_len` bytes, in hex.
-    pub fingerprint: String,
-    pub fingerprint_len: u64,
+#[serde(from = "Record", into = "Record")]
+pub struct Entry {
+    /// The name it was read under (for people; files are matched by the
+    /// device and inode of `at`, and `fingerprint`).
+    pub path: String,
+    /// Where processing finished: a `Position::File` (its offset counts
+    /// bytes after decompression, for a compressed file; its line, the lines
+    /// before the offset, so line numbers go on where they stopped).
+    pub at: Position,
+    fingerprint: Fingerprint,
 }
 
-/// How far one file was processed.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// The name it was read under (for people; files are matched by `FileId`).
-    pub path: String,
+/// FNV-1a of a file's first `len` bytes, in hex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    hash: String,
+    len: u64,
+}
+
+/// An entry as the checkpoint file holds it, field for field.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    path: String,
     #[serde(flatten)]
-    pub id: FileId,
-    /// Bytes after the last processed line (after decompression, for a compressed file).
-    pub offset: u64,
-    /// Lines before `offset`, so line numbers go on where they stopped.
-    pub line: u64,
+    id: FileId,
+    offset: u64,
+    line: u64,
+}
+
+/// Which file: device and inode, and a hash of its first bytes.
+#[derive(Serialize, Deserialize)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    fingerprint: String,
+    fingerprint_len: u64,
+}
+
+impl From<Record> for Entry {
+    fn from(r: Record) -> Entry {
+        Entry {
+            path: r.path,
+            at: Position::File {
+                dev: r.id.dev,
+                ino: r.id.ino,
+                offset: r.offset,
+                line: r.line,
+            },
+            fingerprint: Fingerprint {
+                hash: r.id.fingerprint,
+                len: r.id.fingerprint_len,
+            },
+        }
+    }
+}
+
+impl From<Entry> for Record {
+    fn from(e: Entry) -> Record {
+        let (dev, ino, offset, line) = match e.at {
+            Position::File {
+                dev,
+                ino,
+                offset,
+                line,
+            } => (dev, ino, offset, line),
+            Position::Start => (0, 0, 0, 0),
+        };
+        Record {
+            path: e.path,
+            id: FileId {
+                dev,
+                ino,
+                fingerprint: e.fingerprint.hash,
+                fingerprint_len: e.fingerprint.len,
+            },
+            offset,
+            line,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Default, Debug)]
 pub struct Checkpoint {
     pub version: u32,
     pub files: Vec<Entry>,
-}
-
-impl FileId {
-    /// Identifies an open file, reading its first bytes without moving its cursor.
-    pub fn of(file: &File) -> io::Result<FileId> {
-        let meta = file.metadata()?;
-        let (len, fingerprint) = prefix_hash(file, FINGERPRINT_BYTES)?;
-        Ok(FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            fingerprint,
-            fingerprint_len: len as u64,
-        })
-    }
 }
 
 /// FNV-1a of up to `limit` leading bytes of `file`: (bytes hashed, hex hash).
@@ -99,19 +147,43 @@ impl Checkpoint {
         }
     }
 
-    /// Where to resume `file`: the entry of the same file (device, inode and
-    /// the same first bytes) when the file still reaches its offset; `None`
-    /// for a new, rewritten or truncated file, which is read from its start.
-    pub fn resume(&self, file: &File, id: &FileId) -> Option<&Entry> {
-        let entry = self
-            .files
-            .iter()
-            .find(|e| e.id.dev == id.dev && e.id.ino == id.ino)?;
-        let (len, hash) = prefix_hash(file, entry.id.fingerprint_len as usize).ok()?;
+    /// Where to start reading `file`, named `path`: where the last run
+    /// stopped in the same file (device, inode and the same first bytes)
+    /// when the file still reaches that offset; its start for a new,
+    /// rewritten or truncated file.
+    pub fn start(&self, path: String, file: &File) -> io::Result<Entry> {
+        let meta = file.metadata()?;
+        let (len, hash) = prefix_hash(file, FINGERPRINT_BYTES)?;
+        let mut entry = Entry {
+            path,
+            at: Position::File {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                offset: 0,
+                line: 0,
+            },
+            fingerprint: Fingerprint {
+                hash,
+                len: len as u64,
+            },
+        };
+        if let Some(resumed) = self.resume(file, &entry.at) {
+            entry.at = resumed;
+        }
+        Ok(entry)
+    }
+
+    /// Where the last run stopped in `file`, whose start is `start` (see `start`).
+    fn resume(&self, file: &File, start: &Position) -> Option<Position> {
+        let entry = self.files.iter().find(|e| e.at.same_stream(start))?;
+        let Position::File { offset, .. } = entry.at else {
+            return None;
+        };
+        let (len, hash) = prefix_hash(file, entry.fingerprint.len as usize).ok()?;
         let size = file.metadata().ok()?.len();
-        let same = len as u64 == entry.id.fingerprint_len && hash == entry.id.fingerprint;
+        let same = len as u64 == entry.fingerprint.len && hash == entry.fingerprint.hash;
         // A compressed file's offset counts decompressed bytes, so it can pass the size.
-        (same && (size >= entry.offset || compressed(file))).then_some(entry)
+        (same && (size >= offset || compressed(file))).then_some(entry.at)
     }
 
     /// Replaces the checkpoint atomically: temporary file, fsync, rename,
@@ -134,7 +206,7 @@ impl Checkpoint {
 fn compressed(file: &File) -> bool {
     let mut magic = [0; 4];
     let n = file.read_at(&mut magic, 0).unwrap_or(0);
-    magic[..n].starts_with(&[0x1f, 0x8b]) || magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+    super::file::compression(&magic[..n]).is_some()
 }
 
 #[cfg(test)]
@@ -146,15 +218,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("app.log");
         std::fs::write(&a, "one\ntwo\n").unwrap();
-        let id = FileId::of(&File::open(&a).unwrap()).unwrap();
+        let mut entry = Checkpoint::default()
+            .start("app.log".into(), &File::open(&a).unwrap())
+            .unwrap();
+        let Position::File { offset, line, .. } = &mut entry.at else {
+            panic!("a file's position")
+        };
+        (*offset, *line) = (4, 1);
         let cp = Checkpoint {
             version: 1,
-            files: vec![Entry {
-                path: "app.log".into(),
-                id: id.clone(),
-                offset: 4,
-                line: 1,
-            }],
+            files: vec![entry],
         };
         let path = dir.path().join("cp.json");
         cp.save(&path).unwrap();
@@ -168,19 +241,17 @@ mod tests {
             .unwrap()
             .write_all(b"three\n")
             .unwrap();
-        let f = File::open(&b).unwrap();
-        assert_eq!(
-            cp.resume(&f, &FileId::of(&f).unwrap()).map(|e| e.offset),
-            Some(4)
-        );
+        let offset = |f: &File| match cp.start("b".into(), f).unwrap().at {
+            Position::File { offset, .. } => offset,
+            Position::Start => panic!("a file's position"),
+        };
+        assert_eq!(offset(&File::open(&b).unwrap()), 4);
         // Truncated below the offset: from the start.
         std::fs::write(&b, "on").unwrap();
-        let f = File::open(&b).unwrap();
-        assert_eq!(cp.resume(&f, &FileId::of(&f).unwrap()), None);
+        assert_eq!(offset(&File::open(&b).unwrap()), 0);
         // Rewritten with other first bytes: from the start.
         std::fs::write(&b, "ONE\ntwo\nthree\n").unwrap();
-        let f = File::open(&b).unwrap();
-        assert_eq!(cp.resume(&f, &FileId::of(&f).unwrap()), None);
+        assert_eq!(offset(&File::open(&b).unwrap()), 0);
     }
 
     #[test]

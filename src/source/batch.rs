@@ -1,0 +1,82 @@
+//! What the reader hands on: batches of complete lines cut from large
+//! buffers (`Batch`, `Line`), the messages around them (`Message`), and the
+//! pool the buffers come from and go back to (`Pool`).
+
+use super::checkpoint::Entry;
+use super::position::Position;
+use std::io;
+use std::sync::Mutex;
+
+/// Buffers handed back after use, so that batches and their output reuse
+/// memory that is already mapped instead of faulting in fresh pages.
+#[derive(Default)]
+pub struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    /// Buffers kept at most; more are freed.
+    const KEEP: usize = 64;
+
+    /// A buffer, recycled when one is free: not necessarily empty.
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut bufs| bufs.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Takes `buf` back; its contents stay (readers overwrite, writers clear).
+    pub fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut bufs) = self.0.lock()
+            && bufs.len() < Self::KEEP
+        {
+            bufs.push(buf);
+        }
+    }
+}
+
+/// A non-blank line inside a batch's buffer: `data[start..end]`, without its
+/// newline and without a trailing CR.
+#[derive(Clone, Copy, Debug)]
+pub struct Line {
+    pub start: usize,
+    pub end: usize,
+    /// 1-based physical line number in its source.
+    pub number: u64,
+}
+
+/// Complete lines from one source, in order.
+pub struct Batch {
+    pub source: usize,
+    pub data: Vec<u8>,
+    pub lines: Vec<Line>,
+    /// Bytes of the source consumed since the previous batch (blank lines included).
+    pub bytes: u64,
+    /// Where the source stands after this batch's last line (what
+    /// `--checkpoint` records).
+    pub end: Position,
+}
+
+impl Batch {
+    pub fn line(&self, line: &Line) -> &[u8] {
+        &self.data[line.start..line.end]
+    }
+}
+
+/// What the reader thread tells the executor.
+pub enum Message {
+    Batch(Batch),
+    /// With `--checkpoint`: a file was opened, at this position (its batches
+    /// follow). Under `--follow`, a later one for the same source is the new
+    /// file after a rotation: the file open before goes on as the rotated one.
+    Opened {
+        source: usize,
+        entry: Entry,
+    },
+    /// A source could not be opened or read; the reader goes on with the next one.
+    Failed {
+        source: usize,
+        error: io::Error,
+    },
+}
