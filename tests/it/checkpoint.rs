@@ -2,7 +2,7 @@
 //! recognises a rotated file under its new name, starts a truncated file over,
 //! and loses nothing when killed with SIGKILL at any moment (at-least-once).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;
