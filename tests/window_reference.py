@@ -3,7 +3,7 @@
 
 It is deliberately simple and slow: it keeps every event of every open window
 and key, and recomputes each aggregate from that list when the window is
-emitted. tests/windows.rs runs it next to evq and compares the results.
+emitted. tests/it/windows.rs runs it next to evq and compares the results.
 
 Usage:
     python3 tests/window_reference.py (--window SPEC | --group)

@@ -11,7 +11,7 @@
 //! compare, a big integer, an object with a repeated key to print…) returns
 //! `Unsure`, and the worker runs that event through jaq as usual. What is
 //! printed from the line is spelled as jaq spells it (`json::write_canonical`).
-//! `tests/projection.rs` and the fuzz target compare both paths.
+//! `tests/it/projection.rs` and the fuzz target compare both paths.
 
 use crate::jq::fields::constant;
 use crate::json::{self, Kind, Locate, Located, Token};

@@ -3,9 +3,9 @@
 //! what jq 1.7 prints with `-c` (evq writes compact JSON by default), and
 //! evq's own reports (FILE:LINE, dead letter, exit status) where jq has none.
 
-mod common;
+use crate::common;
 
-use common::{run, status, stderr, stdout};
+use crate::common::{run, status, stderr, stdout};
 use std::io::Write;
 
 fn dead_letter(path: &std::path::Path) -> Vec<serde_json::Value> {

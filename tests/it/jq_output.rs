@@ -4,9 +4,9 @@
 //! these tests do not need jq). Where jq 1.6 differs (`--indent 0`, the
 //! colours and where colour escapes go), jq 1.8 is followed.
 
-mod common;
+use crate::common;
 
-use common::{run, status, stderr, stdout};
+use crate::common::{run, status, stderr, stdout};
 
 /// jq 1.8's default colours, and the reset after each coloured part.
 const NULL: &str = "\x1b[0;90m";

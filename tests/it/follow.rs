@@ -2,7 +2,7 @@
 //! appends, truncation and rotation, several at once, until SIGTERM. Polling
 //! is short (--follow-interval 20ms) and every wait is bounded.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -2,7 +2,7 @@
 //! (lines starting with `$ `) each followed by its exact standard output.
 //! Commands run with `sh` in the project root, with the built evq first on PATH.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

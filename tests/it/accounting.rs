@@ -2,7 +2,7 @@
 //! exit statuses, I/O errors, closed pipes, signals and the progress bar.
 //! Runs the built evq binary on the fixtures (paths relative to the project root).
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,9 +2,9 @@
 //! jq 1.7 writes them, whole lines from any number of threads, and nothing
 //! of them on standard output.
 
-mod common;
+use crate::common;
 
-use common::{run, status, stderr, stdout};
+use crate::common::{run, status, stderr, stdout};
 
 #[test]
 fn debug_writes_the_value_on_standard_error() {

@@ -9,7 +9,7 @@
 //! percentiles within the exact values at ranks floor/ceil(q*(n-1)) widened by
 //! 1% (DDSketch). Tests needing the reference are skipped without python3.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use std::process::{Command, Output, Stdio};

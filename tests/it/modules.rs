@@ -4,7 +4,7 @@
 //! modules are written into a temporary directory by each test; where jq is
 //! installed, its output for the same program is compared too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -3,7 +3,7 @@
 //! library, compile errors and the command line. Expectations are computed in
 //! Rust from the fixtures (with serde_json) wherever the fixtures are used.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::Write;

@@ -8,7 +8,7 @@
 //! util-linux's `script`, or else python3's `pty` module; with neither the
 //! tests say so and pass.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -7,7 +7,7 @@
 //! compares it with full parses the same way, on lines made to catch it out.
 //! (The rest of the suite also passes with EVQ_FULL_PARSE=1.)
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

@@ -1,7 +1,7 @@
 //! `--threads N`: output, dead letter, failure reports, stats and exit status
 //! are the same for every N (only the timings differ).
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

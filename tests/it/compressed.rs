@@ -2,7 +2,7 @@
 //! transparently, detected by their first bytes; a truncated or corrupt
 //! stream is an I/O error naming the file (exit 4), never a hang or a panic.
 
-mod common;
+use crate::common;
 
 const PLAIN: &str = "fixtures/app.ndjson";
 

@@ -26,7 +26,7 @@
 //! Each test asserts that at least `FLOOR` cases agree; run with
 //! `--nocapture` to see every case that does not, with what evq gave.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -2,7 +2,7 @@
 //! and committed as man/evq.1; these tests keep the committed page, the
 //! generator and `--help` in step.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

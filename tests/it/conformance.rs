@@ -9,7 +9,7 @@
 //! `-f true` (every event is also parsed into a jq value), and maps the
 //! results back to the files so that a failure names them.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use serde_json::Value;

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: run the built evq binary on real
 //! files and look at exact bytes, stderr and exit statuses.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -3,7 +3,7 @@
 //! jq habit `evq EXPR FILE`, evq waiting with nothing to do, and stats with
 //! no wall-clock time. Each test runs the built binary.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;

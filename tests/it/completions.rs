@@ -2,7 +2,7 @@
 //! from the same definitions as `--help`: every shell gets a script, and the
 //! bash one, loaded in bash, completes evq's options.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 
