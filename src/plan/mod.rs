@@ -10,7 +10,7 @@ use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
 use crate::sink::{DeadLetter, EventWriter, Formatter, Pretty};
 use crate::stage::window::{WindowConfig, WindowStage, agg, time};
-use crate::stage::{FilterStage, MapStage, Stage};
+use crate::stage::{FilterStage, MapStage, Step};
 use crate::report::status;
 use jaq_json::Val;
 
@@ -168,11 +168,6 @@ impl WindowArgs {
 }
 
 impl Chain {
-    /// Every `--agg` as written, in command-line order.
-    pub fn aggs(&self) -> &[String] {
-        &self.window.aggs
-    }
-
     /// Hints for stages that read what no result of the window stage before
     /// them has: `--window … -f '.level == "error"'` filters results, not
     /// events, and so drops them all. Checks the filters after the window
@@ -206,9 +201,9 @@ impl Chain {
         };
         let mut hints = Vec::new();
         for (i, (kind, expr)) in self.stages.iter().enumerate().skip(at + 1) {
-            let (flag, verb) = match kind {
-                StageKind::Filter => ("-f", "filter"),
-                StageKind::Map => ("-m", "map"),
+            let flag = match kind {
+                StageKind::Filter => "-f",
+                StageKind::Map => "-m",
                 StageKind::Window | StageKind::Aggregate => break,
             };
             if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(expr) {
@@ -224,6 +219,7 @@ impl Chain {
                         i + 1,
                         and_list(&missing),
                         has.join(", "),
+                        verb = kind.name(),
                     ));
                 }
             }
@@ -271,9 +267,9 @@ impl Chain {
     }
 
     /// Compiles every stage; the error reports each one that does not compile.
-    pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Fatal> {
+    pub fn build(&self) -> Result<Vec<Step>, Fatal> {
         let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
-        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        let mut stages = Vec::new();
         let mut errors = String::new();
         for (i, (kind, expr)) in self.stages.iter().enumerate() {
             let position = i + 1;
@@ -282,12 +278,12 @@ impl Chain {
             let expr = expr.clone();
             if matches!(kind, StageKind::Window | StageKind::Aggregate) {
                 if let Some(stage) = self.window.build(name, &globals, &mut errors) {
-                    stages.push(Box::new(stage));
+                    stages.push(Step::Stateful(Box::new(stage)));
                 }
                 continue;
             }
             match Program::compile(&expr, &label, &globals) {
-                Ok(program) => stages.push(match kind {
+                Ok(program) => stages.push(Step::Stateless(match kind {
                     StageKind::Filter => Box::new(FilterStage {
                         name,
                         expr,
@@ -298,7 +294,7 @@ impl Chain {
                         expr,
                         program,
                     }),
-                }),
+                })),
                 Err(report) => errors.push_str(&report),
             }
         }
