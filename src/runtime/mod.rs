@@ -3,6 +3,13 @@
 //! the same order, so output, dead letter, reports, stats and exit status are
 //! the same for any number of workers. Every queue is bounded, so memory stays
 //! flat whatever the input size and however slowly stdout drains.
+//!
+//! `run` sets up the three: `spawn_workers` (each thread's loop is `work`,
+//! one batch at a time through `worker::Worker`), `spawn_reader`, and the
+//! `Collector` here. A chain with a stateful stage (`stage::holds_state`)
+//! runs on one worker, which is also told when input is idle and when it
+//! ends; the collector totals every stage's counters, a stateful stage's
+//! own ones without knowing what they count.
 
 pub mod signal;
 pub mod worker;
