@@ -336,27 +336,8 @@ fn duration(text: &str) -> Result<Duration, String> {
     time::parse_duration(text).map(|ms| Duration::from_millis(ms as u64))
 }
 
-/// The kinds of stage a command line can build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StageKind {
-    Filter,
-    Map,
-    /// `--window` with its `--key`, `--time`, `--agg` and `--lateness`.
-    Window,
-    /// `--agg` without `--window`: group-by over the whole input.
-    Aggregate,
-}
-
-impl StageKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            StageKind::Filter => "filter",
-            StageKind::Map => "map",
-            StageKind::Window => "window",
-            StageKind::Aggregate => "aggregate",
-        }
-    }
-}
+/// The kinds of stage a command line can build, named once in `stage`.
+pub use crate::stage::Kind as StageKind;
 
 /// The clap command, for help and man page generation.
 pub fn command() -> clap::Command {

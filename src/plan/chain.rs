@@ -14,7 +14,7 @@ use crate::json::Fields;
 use crate::stage::window::agg::AggSpec;
 use crate::stage::window::time::WindowSpec;
 use crate::stage::window::{WindowConfig, WindowStage};
-use crate::stage::{FilterStage, MapStage, Stage};
+use crate::stage::{FilterStage, MapStage, Step};
 use std::sync::Arc;
 
 /// The stages in command-line order, checked: every expression compiles.
@@ -53,19 +53,6 @@ impl StageInfo {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `filter`, `map`, `window` or `aggregate`.
-    pub fn kind(&self) -> &'static str {
-        self.kind.name()
-    }
-
-    pub fn expr(&self) -> &str {
-        &self.expr
-    }
-
     /// Whether the stage keeps state across events (a window).
     pub fn stateful(&self) -> bool {
         matches!(self.kind, StageKind::Window | StageKind::Aggregate)
@@ -86,8 +73,6 @@ struct Window {
     keys: Vec<String>,
     time: Option<String>,
     aggs: Vec<AggSpec>,
-    /// Every `--agg` as written, for the note on a truncated `collect`.
-    texts: Vec<String>,
     /// Milliseconds.
     lateness: i64,
 }
@@ -127,7 +112,6 @@ impl Window {
             keys: args.keys.clone(),
             time: args.time.clone(),
             aggs,
-            texts: args.aggs.iter().map(|a| a.text.clone()).collect(),
             lateness,
         };
         Ok((window, bad))
@@ -250,7 +234,7 @@ impl Chain {
     }
 
     /// Compiles every stage, for one worker thread.
-    pub fn build(&self) -> Result<Vec<Box<dyn Stage>>, Error> {
+    pub fn build(&self) -> Result<Vec<Step>, Error> {
         let mut errors = String::new();
         let stages = self.compile(&mut errors, "")?;
         if errors.is_empty() {
@@ -267,15 +251,15 @@ impl Chain {
         &self,
         errors: &mut String,
         window_errors: &str,
-    ) -> Result<Vec<Box<dyn Stage>>, Error> {
+    ) -> Result<Vec<Step>, Error> {
         let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
-        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        let mut stages = Vec::new();
         for info in &self.stages {
             if info.stateful() {
                 if let Some(window) = &self.window
                     && let Some(stage) = window.build(info, &globals, errors)
                 {
-                    stages.push(Box::new(stage));
+                    stages.push(Step::Stateful(Box::new(stage)));
                 }
                 errors.push_str(window_errors);
                 continue;
@@ -283,7 +267,7 @@ impl Chain {
             match Program::compile(&info.expr, &info.label(), &globals) {
                 Ok(program) => {
                     let (name, expr) = (info.name.clone(), info.expr.clone());
-                    stages.push(match info.kind {
+                    stages.push(Step::Stateless(match info.kind {
                         StageKind::Filter => Box::new(FilterStage {
                             name,
                             expr,
@@ -294,7 +278,7 @@ impl Chain {
                             expr,
                             program,
                         }),
-                    })
+                    }))
                 }
                 Err(report) => errors.push_str(&report),
             }
@@ -302,19 +286,9 @@ impl Chain {
         Ok(stages)
     }
 
-    /// Each stage's name, kind and expression, for stats.
-    pub fn stages(&self) -> &[StageInfo] {
-        &self.stages
-    }
-
     /// The variable bindings every expression sees.
     pub(super) fn vars(&self) -> &[Binding] {
         &self.vars
-    }
-
-    /// Every `--agg` as written, in command-line order.
-    pub fn aggs(&self) -> &[String] {
-        self.window.as_ref().map_or(&[], |w| &w.texts)
     }
 
     /// Hints for stages that read what no result of the window stage before
@@ -343,9 +317,9 @@ impl Chain {
         };
         let mut hints = Vec::new();
         for (i, stage) in self.stages.iter().enumerate().skip(at + 1) {
-            let (flag, verb) = match stage.kind {
-                StageKind::Filter => ("-f", "filter"),
-                StageKind::Map => ("-m", "map"),
+            let flag = match stage.kind {
+                StageKind::Filter => "-f",
+                StageKind::Map => "-m",
                 StageKind::Window | StageKind::Aggregate => break,
             };
             if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(&stage.expr) {
@@ -361,6 +335,7 @@ impl Chain {
                         i + 1,
                         and_list(&missing),
                         has.join(", "),
+                        verb = stage.kind.name(),
                     ));
                 }
             }

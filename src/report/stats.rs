@@ -15,25 +15,62 @@ pub struct StageStats {
     pub events_failed: u64,
     #[serde(rename = "processing_time_ms", serialize_with = "millis")]
     pub processing_time: Duration,
-    /// Window and aggregate stages only.
+    /// Stateful stages only: the stage's own counters, after the others.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub window: Option<WindowStats>,
+    pub state: Option<StateStats>,
 }
 
-/// What a window stage adds: its events_in are events_aggregated +
-/// events_late + events_failed, and its events_out the results emitted.
-#[derive(Serialize, Default, Debug, Clone)]
-pub struct WindowStats {
-    pub events_aggregated: u64,
-    pub events_late: u64,
-    /// Most (window, key) states open at once.
-    pub windows_open: u64,
-    pub windows_emitted: u64,
-    /// Results in which a `collect` reached its limit and dropped values.
-    pub collect_truncated: u64,
-    /// The same per `--agg`, in command-line order (for the note at the end).
-    #[serde(skip)]
-    pub truncated_by_agg: Vec<u64>,
+/// What a stateful stage counts besides events in and out (a window: events
+/// aggregated and late, windows open and emitted). Each counter is a total
+/// since the start of the run, so the greatest one seen is the latest; the
+/// stage names them and says what they mean (its `summary`).
+#[derive(Default, Debug, Clone)]
+pub struct StateStats {
+    /// Named as `--stats=json` shows them, in that order.
+    pub counters: Vec<(&'static str, u64)>,
+    /// Counts the stats do not show, for the stage's notes at the end (a
+    /// window: the truncated `collect`s per `--agg`); empty while all are 0.
+    pub details: Vec<u64>,
+    /// The stage's line in the text stats, after its name (empty: none).
+    pub summary: String,
+}
+
+impl StateStats {
+    /// The counter named `name`; 0 when there is none.
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |&(_, value)| value)
+    }
+
+    /// Takes in a later report of the same counters: each is a running
+    /// total, so the greatest is kept.
+    pub fn merge(&mut self, later: &StateStats) {
+        for (name, value) in &later.counters {
+            match self.counters.iter_mut().find(|(n, _)| n == name) {
+                Some((_, total)) => *total = (*total).max(*value),
+                None => self.counters.push((name, *value)),
+            }
+        }
+        let details = &mut self.details;
+        details.resize(details.len().max(later.details.len()), 0);
+        for (total, &n) in details.iter_mut().zip(&later.details) {
+            *total = (*total).max(n);
+        }
+    }
+}
+
+/// The counters, as fields of the stage's object.
+impl Serialize for StateStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.counters.len()))?;
+        for (name, value) in &self.counters {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -154,22 +191,8 @@ impl Stats {
             }
             out.push_str(&table(&rows));
             for s in &self.stages {
-                if let Some(w) = &s.window {
-                    out.push_str(&format!(
-                        "{}: {} aggregated, {} late, {} results emitted, at most {} windows open",
-                        s.name,
-                        w.events_aggregated,
-                        w.events_late,
-                        w.windows_emitted,
-                        w.windows_open
-                    ));
-                    if w.collect_truncated > 0 {
-                        out.push_str(&format!(
-                            ", {} with a collect truncated",
-                            w.collect_truncated
-                        ));
-                    }
-                    out.push('\n');
+                if let Some(state) = s.state.as_ref().filter(|s| !s.summary.is_empty()) {
+                    out.push_str(&format!("{}: {}\n", s.name, state.summary));
                 }
             }
         }

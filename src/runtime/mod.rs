@@ -3,21 +3,29 @@
 //! the same order, so output, dead letter, reports, stats and exit status are
 //! the same for any number of workers. Every queue is bounded, so memory stays
 //! flat whatever the input size and however slowly stdout drains.
+//!
+//! `run` sets up the three: `spawn_workers` (each thread's loop is `work`,
+//! one batch at a time through `worker::Worker`), `spawn_reader`, and the
+//! `Collector` here. A chain with a stateful stage (`stage::holds_state`)
+//! runs on one worker, which is also told when input is idle and when it
+//! ends; the collector totals every stage's counters, a stateful stage's
+//! own ones without knowing what they count.
 
 pub mod signal;
 pub mod worker;
 
 use crate::cli::{OnError, StatsFormat};
-use crate::source::{self, Message};
-use crate::sink::{DeadLetter, Sink};
 use crate::plan::Plan;
 use crate::report::progress::Progress;
-use crate::report::stats::{InputStats, Interval, StageStats, Stats, WindowStats};
+use crate::report::stats::{InputStats, Interval, StageStats, Stats};
 use crate::report::status;
 use crate::runtime::worker::{Processed, Worker};
+use crate::sink::{DeadLetter, Sink};
+use crate::source::{self, Message};
+use crate::stage::Step;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 /// Failure reports printed on standard error before evq only counts them.
@@ -68,8 +76,13 @@ struct Collector {
     input_errors: u64,
     periodic: Option<Periodic>,
     saving: Option<Saving>,
-    /// Every `--agg` as written, for the note on a truncated `collect`.
-    aggs: Vec<String>,
+    /// The chain as this thread built it: the stages' names, and what a
+    /// stateful one makes of its counters in the stats and the notes.
+    steps: Vec<Step>,
+    /// `--stats`, `--exit-status`, and when the run started.
+    stats_format: Option<StatsFormat>,
+    exit_status: bool,
+    started: Instant,
 }
 
 /// `--checkpoint`: where each input stands in what was written, and when to
@@ -92,9 +105,9 @@ struct Entries {
 }
 
 impl Entries {
-    /// The entry of the file a position is in. Lines of a rotated file may
-    /// come before the new file's `Opened`: then it is still current.
-    fn of(&mut self, at: &source::Position) -> Option<&mut crate::source::checkpoint::Entry> {
+    /// The entry of the file with this device and inode. Lines of a rotated
+    /// file may come before the new file's `Opened`: then it is still current.
+    fn of(&mut self, at: &crate::source::Position) -> Option<&mut crate::source::checkpoint::Entry> {
         let is = |e: &crate::source::checkpoint::Entry| e.at.same_stream(at);
         match (&mut self.current, &mut self.rotated) {
             (Some(e), _) if is(e) => Some(e),
@@ -114,167 +127,32 @@ struct Periodic {
 }
 
 /// Runs the plan to the end of its inputs (or a stop) and returns the exit status.
-pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
-    let stages = plan.chain.stages();
-    let stateful = stages.iter().any(|s| s.stateful());
-    let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
-    let mut collector = Collector {
-        stats: Stats {
-            stages: stages
-                .iter()
-                .map(|s| StageStats {
-                    name: s.name().into(),
-                    kind: s.kind(),
-                    expr: s.expr().into(),
-                    window: s.stateful().then(WindowStats::default),
-                    ..Default::default()
-                })
-                .collect(),
-            inputs: plan
-                .sources
-                .iter()
-                .map(|s| InputStats {
-                    path: s.name.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-            fields_read: if stages.is_empty() {
-                Some(Vec::new())
-            } else {
-                plan.projection.as_ref().and_then(|f| f.paths())
-            },
-            ..Default::default()
-        },
-        sources: plan.sources.clone(),
-        output: plan.output,
-        dead_letter: plan.dead_letter,
-        on_error: plan.on_error,
-        quiet: plan.quiet,
-        progress: Progress::new(plan.progress, plan.progress_forced, total),
-        reported: 0,
-        input_errors: 0,
-        periodic: plan.stats_every.map(|every| Periodic {
-            every,
-            format: plan.stats.unwrap_or(StatsFormat::Text),
-            started,
-            last: Instant::now(),
-            counts: (0, 0, 0),
-        }),
-        saving: None,
-        aggs: plan.chain.aggs().to_vec(),
-    };
-
+pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
+    let steps = plan
+        .chain
+        .build()
+        .expect("the plan compiled this chain already");
+    // A stateful stage must see every event, in input order: its chain runs
+    // on one worker (reading and writing still run apart).
+    let stateful = crate::stage::holds_state(&steps);
+    let threads = if stateful { 1 } else { plan.threads.max(1) };
     // The checkpoint as the last run left it goes to the reader (where to
-    // resume); what this run reaches is kept here and written as it goes.
-    let (loaded_checkpoint, saving) = match plan.checkpoint {
-        Some((path, loaded, every)) => {
-            let entries = vec![Entries::default(); plan.sources.len()];
-            (
-                Some(loaded),
-                Some(Saving {
-                    path,
-                    every,
-                    last: Instant::now(),
-                    entries,
-                }),
-            )
-        }
+    // resume); what this run reaches is kept by the collector and written
+    // as it goes.
+    let (resume, saving) = match plan.checkpoint.take() {
+        Some((path, loaded, every)) => (
+            Some(loaded),
+            Some(Saving::new(path, every, plan.sources.len())),
+        ),
         None => (None, None),
     };
-    collector.saving = saving;
-    let threads = plan.threads.max(1);
     // Batch buffers go reader -> worker -> reader; output buffers worker ->
     // this thread -> worker. Two pools, so each keeps buffers of its own size.
     let read_pool = Arc::new(source::Pool::default());
     let out_pool = Arc::new(source::Pool::default());
-    let mut to_workers = Vec::new();
-    let mut from_workers = Vec::new();
-    // For `input_filename`: each source's file, `None` for standard input.
-    let files: Vec<Option<String>> = plan
-        .sources
-        .iter()
-        .map(|s| s.path().map(|_| s.name.clone()))
-        .collect();
-    for _ in 0..threads {
-        let files = files.clone();
-        let (batch_tx, batch_rx) = sync_channel::<Message>(QUEUE);
-        let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
-        let chain = plan.chain.clone();
-        let (formatter, abort) = (plan.formatter.clone(), plan.on_error == OnError::Abort);
-        let projection = plan.projection.clone();
-        let direct = plan.direct.clone();
-        let format = plan.input_format;
-        let (read_pool, out_pool) = (Arc::clone(&read_pool), Arc::clone(&out_pool));
-        let stop = Arc::clone(&stop);
-        let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
-        let spawned = worker.spawn(move || {
-            crate::jq::builtins::set_files(&files);
-            let stages = chain.build().expect("the plan compiled this chain already");
-            let mut worker = Worker::new(stages, formatter, abort, projection, direct, out_pool)
-                .with_format(format);
-            let stateful = worker.stateful();
-            loop {
-                let outcome = match batch_rx.recv_timeout(TICK) {
-                    Ok(Message::Batch(batch)) => {
-                        let processed = worker.process(&batch);
-                        read_pool.give(batch.data);
-                        Outcome::Batch(processed)
-                    }
-                    Ok(Message::Failed { source, error }) => Outcome::Failed { source, error },
-                    Ok(Message::Opened { source, entry }) => Outcome::Opened { source, entry },
-                    Err(RecvTimeoutError::Timeout) if stateful => {
-                        // Input is idle. After a signal the reader may never
-                        // return from its read: what came in is all there is.
-                        if stop.load(Ordering::Relaxed) != 0 {
-                            break;
-                        }
-                        Outcome::Batch(worker.tick(crate::stage::window::time::now()))
-                    }
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                };
-                if result_tx.send(outcome).is_err() {
-                    return;
-                }
-            }
-            if stateful {
-                let _ = result_tx.send(Outcome::Batch(worker.finish()));
-            }
-        });
-        spawned.expect("spawn a worker thread");
-        to_workers.push(batch_tx);
-        from_workers.push(result_rx);
-    }
-
-    // Messages the reader has dealt out, so that after a signal this thread
-    // knows when it has taken back everything that was read.
-    let dealt = Arc::new(AtomicU64::new(0));
-    {
-        let follow = plan.follow;
-        let checkpoint = loaded_checkpoint;
-        let (sources, stop, dealt, pool) = (
-            plan.sources,
-            Arc::clone(&stop),
-            Arc::clone(&dealt),
-            Arc::clone(&read_pool),
-        );
-        std::thread::spawn(move || {
-            let mut next = 0;
-            let mut deal = |message| {
-                dealt.fetch_add(1, Ordering::SeqCst);
-                let sent = to_workers[next].send(message).is_ok();
-                next = (next + 1) % to_workers.len();
-                sent
-            };
-            let checkpoint = checkpoint.as_ref();
-            match follow {
-                Some(follow) => {
-                    source::follow_all(&sources, &mut deal, &stop, &pool, &follow, checkpoint)
-                }
-                None => source::read_all(&sources, &mut deal, &stop, &pool, checkpoint),
-            }
-        });
-    }
+    let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool, &stop);
+    let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop);
+    let mut collector = Collector::new(plan, steps, saving, started);
 
     let stopped = collector
         .collect(&from_workers, &stop, &dealt, &out_pool, stateful)
@@ -286,16 +164,191 @@ pub fn run(plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         None | Some(Stop::Abort) => collector.save_checkpoint().err().or(stopped),
         other => other,
     };
-    collector.finish(
-        stopped,
-        stop.load(Ordering::Relaxed),
-        plan.stats,
-        plan.exit_status,
-        started,
-    )
+    collector.finish(stopped, stop.load(Ordering::Relaxed))
+}
+
+/// Starts `threads` workers, each with its own copy of the chain (jaq
+/// values are not `Send`, so each thread compiles its own); returns the
+/// queue of batches into each and the queue of results out of each.
+fn spawn_workers(
+    plan: &Plan,
+    threads: usize,
+    read_pool: &Arc<source::Pool>,
+    out_pool: &Arc<source::Pool>,
+    stop: &Arc<AtomicUsize>,
+) -> (Vec<SyncSender<Message>>, Vec<Receiver<Outcome>>) {
+    // For `input_filename`: each source's file, `None` for standard input.
+    let files: Vec<Option<String>> = plan
+        .sources
+        .iter()
+        .map(|s| s.path().map(|_| s.name.clone()))
+        .collect();
+    let mut to_workers = Vec::new();
+    let mut from_workers = Vec::new();
+    for _ in 0..threads {
+        let (batch_tx, batch_rx) = sync_channel::<Message>(QUEUE);
+        let (result_tx, result_rx) = sync_channel::<Outcome>(QUEUE);
+        let files = files.clone();
+        let chain = plan.chain.clone();
+        let (formatter, abort) = (plan.formatter.clone(), plan.on_error == OnError::Abort);
+        let projection = plan.projection.clone();
+        let direct = plan.direct.clone();
+        let format = plan.input_format;
+        let (read_pool, out_pool) = (Arc::clone(read_pool), Arc::clone(out_pool));
+        let stop = Arc::clone(stop);
+        let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
+        let spawned = worker.spawn(move || {
+            crate::jq::builtins::set_files(&files);
+            let steps = chain.build().expect("the plan compiled this chain already");
+            let worker = Worker::new(steps, formatter, abort, projection, direct, out_pool)
+                .with_format(format);
+            work(worker, &batch_rx, &result_tx, &read_pool, &stop);
+        });
+        spawned.expect("spawn a worker thread");
+        to_workers.push(batch_tx);
+        from_workers.push(result_rx);
+    }
+    (to_workers, from_workers)
+}
+
+/// A worker thread's loop: runs each batch dealt to it and hands back the
+/// result. A stateful chain is told the time when input is idle, and at the
+/// end of input sends what it still holds.
+fn work(
+    mut worker: Worker,
+    batches: &Receiver<Message>,
+    results: &SyncSender<Outcome>,
+    read_pool: &source::Pool,
+    stop: &AtomicUsize,
+) {
+    let stateful = worker.stateful();
+    loop {
+        let outcome = match batches.recv_timeout(TICK) {
+            Ok(Message::Batch(batch)) => {
+                let processed = worker.process(&batch);
+                read_pool.give(batch.data);
+                Outcome::Batch(processed)
+            }
+            Ok(Message::Failed { source, error }) => Outcome::Failed { source, error },
+            Ok(Message::Opened { source, entry }) => Outcome::Opened { source, entry },
+            Err(RecvTimeoutError::Timeout) if stateful => {
+                // Input is idle. After a signal the reader may never
+                // return from its read: what came in is all there is.
+                if stop.load(Ordering::Relaxed) != 0 {
+                    break;
+                }
+                Outcome::Batch(worker.tick(crate::stage::window::time::now()))
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if results.send(outcome).is_err() {
+            return;
+        }
+    }
+    if stateful {
+        let _ = results.send(Outcome::Batch(worker.finish()));
+    }
+}
+
+/// Starts the reader thread, which reads the inputs (from where `resume`
+/// says, with `--checkpoint`) and deals the batches round-robin to the
+/// workers. Returns the count of messages dealt so far, so that after a
+/// signal the collector knows when it has taken back everything read.
+fn spawn_reader(
+    plan: &Plan,
+    resume: Option<crate::source::checkpoint::Checkpoint>,
+    to_workers: Vec<SyncSender<Message>>,
+    read_pool: &Arc<source::Pool>,
+    stop: &Arc<AtomicUsize>,
+) -> Arc<AtomicU64> {
+    let dealt = Arc::new(AtomicU64::new(0));
+    let (sources, follow) = (plan.sources.clone(), plan.follow);
+    let (stop, counted, pool) = (Arc::clone(stop), Arc::clone(&dealt), Arc::clone(read_pool));
+    std::thread::spawn(move || {
+        let mut next = 0;
+        let mut deal = |message| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let sent = to_workers[next].send(message).is_ok();
+            next = (next + 1) % to_workers.len();
+            sent
+        };
+        let resume = resume.as_ref();
+        match follow {
+            Some(follow) => source::follow_all(&sources, &mut deal, &stop, &pool, &follow, resume),
+            None => source::read_all(&sources, &mut deal, &stop, &pool, resume),
+        }
+    });
+    dealt
+}
+
+impl Saving {
+    /// Nothing reached yet in any of `sources` inputs.
+    fn new(path: std::path::PathBuf, every: Duration, sources: usize) -> Saving {
+        Saving {
+            path,
+            every,
+            last: Instant::now(),
+            entries: vec![Entries::default(); sources],
+        }
+    }
 }
 
 impl Collector {
+    /// The collector of a run of `plan`, with no event accounted for yet.
+    fn new(plan: Plan, steps: Vec<Step>, saving: Option<Saving>, started: Instant) -> Collector {
+        let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
+        let stats = Stats {
+            stages: steps
+                .iter()
+                .map(|step| StageStats {
+                    name: step.name().into(),
+                    kind: step.kind().name(),
+                    expr: step.expr().into(),
+                    state: step.stateful().map(|stage| stage.counters()),
+                    ..Default::default()
+                })
+                .collect(),
+            inputs: plan
+                .sources
+                .iter()
+                .map(|s| InputStats {
+                    path: s.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            fields_read: if steps.is_empty() {
+                Some(Vec::new())
+            } else {
+                plan.projection.as_ref().and_then(|f| f.paths())
+            },
+            ..Default::default()
+        };
+        Collector {
+            stats,
+            sources: plan.sources,
+            output: plan.output,
+            dead_letter: plan.dead_letter,
+            on_error: plan.on_error,
+            quiet: plan.quiet,
+            progress: Progress::new(plan.progress, plan.progress_forced, total),
+            reported: 0,
+            input_errors: 0,
+            periodic: plan.stats_every.map(|every| Periodic {
+                every,
+                format: plan.stats.unwrap_or(StatsFormat::Text),
+                started,
+                last: Instant::now(),
+                counts: (0, 0, 0),
+            }),
+            saving,
+            steps,
+            stats_format: plan.stats,
+            exit_status: plan.exit_status,
+            started,
+        }
+    }
+
     /// Takes the workers' results in dealing order until the inputs end, a
     /// signal arrives (then everything already read is still taken), or a stop.
     fn collect(
@@ -380,13 +433,27 @@ impl Collector {
             events_per_sec: ((ingested as f64 / elapsed.as_secs_f64()) * 1000.0).round() / 1000.0,
         });
         s.finish(now - p.started);
-        let text = match p.format {
-            StatsFormat::Json => s.to_json(),
-            StatsFormat::Text => s.to_text().trim_end().to_string(),
-        };
-        s.interval = None;
+        let format = p.format;
         (p.last, p.counts) = (now, counts);
+        let text = self.render(format);
+        self.stats.interval = None;
         self.progress.eprintln(&text);
+    }
+
+    /// The stats as `--stats` shows them, each stateful stage's line said
+    /// by the stage.
+    fn render(&mut self, format: StatsFormat) -> String {
+        match format {
+            StatsFormat::Json => self.stats.to_json(),
+            StatsFormat::Text => {
+                for (stats, step) in self.stats.stages.iter_mut().zip(&self.steps) {
+                    if let (Some(state), Some(stage)) = (&mut stats.state, step.stateful()) {
+                        state.summary = stage.summary(state);
+                    }
+                }
+                self.stats.to_text().trim_end_matches('\n').to_string()
+            }
+        }
     }
 
     fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
@@ -447,19 +514,8 @@ impl Collector {
             total.events_filtered += counters.events_filtered;
             total.events_failed += counters.events_failed;
             total.processing_time += counters.time;
-            if let Some(w) = &mut total.window {
-                w.events_aggregated += counters.events_aggregated;
-                w.events_late += counters.events_late;
-                if let Some(c) = &counters.windows {
-                    w.windows_open = w.windows_open.max(c.windows_open);
-                    w.windows_emitted = w.windows_emitted.max(c.windows_emitted);
-                    w.collect_truncated = w.collect_truncated.max(c.collect_truncated);
-                    let by_agg = &mut w.truncated_by_agg;
-                    by_agg.resize(by_agg.len().max(c.truncated_by_agg.len()), 0);
-                    for (total, &n) in by_agg.iter_mut().zip(&c.truncated_by_agg) {
-                        *total = (*total).max(n);
-                    }
-                }
+            if let (Some(total), Some(state)) = (&mut total.state, &counters.state) {
+                total.merge(state);
             }
         }
         self.output
@@ -527,14 +583,7 @@ impl Collector {
     }
 
     /// Prints what is left to say and decides the exit status.
-    fn finish(
-        mut self,
-        stopped: Option<Stop>,
-        signal: usize,
-        stats_format: Option<StatsFormat>,
-        exit_status: bool,
-        started: Instant,
-    ) -> i32 {
+    fn finish(mut self, stopped: Option<Stop>, signal: usize) -> i32 {
         self.progress.finish();
         if self.reported > REPORT_LIMIT {
             crate::report::progress::eprintln(&format!(
@@ -550,14 +599,9 @@ impl Collector {
         if let Some(Stop::Io(message)) = &stopped {
             crate::report::progress::eprintln(message);
         }
-        if let Some(format) = stats_format {
-            self.stats.finish(started.elapsed());
-            match format {
-                StatsFormat::Json => crate::report::progress::eprintln(&self.stats.to_json()),
-                StatsFormat::Text => {
-                    crate::report::progress::eprintln(self.stats.to_text().trim_end_matches('\n'))
-                }
-            }
+        if let Some(format) = self.stats_format {
+            self.stats.finish(self.started.elapsed());
+            crate::report::progress::eprintln(&self.render(format));
         }
         // A closed output pipe ends the run quietly, with the status the
         // input read so far gives (as if it had ended there).
@@ -570,45 +614,28 @@ impl Collector {
             status::IO
         } else if self.stats.events_failed > 0 && self.on_error != OnError::Ignore {
             status::FAILED_EVENTS
-        } else if exit_status && self.stats.events_emitted == 0 {
+        } else if self.exit_status && self.stats.events_emitted == 0 {
             status::NO_OUTPUT
         } else {
             status::OK
         }
     }
 
-    /// What the window stages have to say at the end, though nothing failed:
-    /// late events and truncated `collect`s. A note names its stage only
-    /// when the chain has several window stages.
+    /// What the stateful stages have to say at the end, though nothing
+    /// failed (a window: late events, truncated `collect`s). A note names
+    /// its stage only when the chain has several stateful stages.
     fn notes(&self) -> Vec<String> {
-        use crate::stage::window::{agg, collect_note, late_note};
-        let windows: Vec<_> = self
-            .stats
-            .stages
-            .iter()
-            .filter_map(|s| Some((s, s.window.as_ref()?)))
+        let stateful: Vec<_> = (self.stats.stages.iter().zip(&self.steps))
+            .filter_map(|(stats, step)| Some((stats, stats.state.as_ref()?, step.stateful()?)))
             .collect();
         let mut notes = Vec::new();
-        for (stage, w) in &windows {
-            let prefix = if windows.len() > 1 {
-                format!("{}: ", stage.name)
+        for (stats, state, stage) in &stateful {
+            let prefix = if stateful.len() > 1 {
+                format!("{}: ", stats.name)
             } else {
                 String::new()
             };
-            if w.events_late > 0 {
-                notes.push(format!("{prefix}{}", late_note(w.events_late)));
-            }
-            for (text, &n) in self.aggs.iter().zip(&w.truncated_by_agg) {
-                if let (Ok(spec), true) = (agg::parse_agg(text), n > 0)
-                    && let agg::Func::Collect(limit) = spec.func
-                {
-                    let windowed = stage.kind == "window";
-                    notes.push(format!(
-                        "{prefix}{}",
-                        collect_note(text, limit, n, windowed)
-                    ));
-                }
-            }
+            notes.extend(stage.notes(state).iter().map(|n| format!("{prefix}{n}")));
         }
         notes
     }

@@ -1,6 +1,6 @@
 //! `-f/--filter EXPR`: keeps an event when EXPR yields a truthy value.
 
-use super::{Event, Rejected, Stage};
+use super::{Event, Kind, Rejected, Stage};
 use crate::jq::{Program, truthy};
 
 pub struct FilterStage {
@@ -13,8 +13,8 @@ impl Stage for FilterStage {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "filter"
+    fn kind(&self) -> Kind {
+        Kind::Filter
     }
     fn expr(&self) -> &str {
         &self.expr

@@ -1,6 +1,6 @@
 //! `-m/--map EXPR`: replaces an event by every value EXPR yields.
 
-use super::{Event, Rejected, Stage};
+use super::{Event, Kind, Rejected, Stage};
 use crate::jq::Program;
 
 pub struct MapStage {
@@ -13,8 +13,8 @@ impl Stage for MapStage {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "map"
+    fn kind(&self) -> Kind {
+        Kind::Map
     }
     fn expr(&self) -> &str {
         &self.expr

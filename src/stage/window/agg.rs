@@ -66,6 +66,8 @@ pub struct AggSpec {
     pub func: Func,
     /// the jq expression; None for count
     pub expr: Option<String>,
+    /// The `--agg` as written (for the notes that quote it).
+    pub text: String,
 }
 
 const FUNCS: &str = "count, sum, avg, min, max, first, last, count_distinct, p50, p90, p95, p99, percentile(EXPR; Q), collect(EXPR; LIMIT)";
@@ -130,6 +132,7 @@ pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
         name: name.to_string(),
         func,
         expr: Some(expr.to_string()),
+        text: spec.to_string(),
     };
 
     match (func, args) {
@@ -137,6 +140,7 @@ pub fn parse_agg(spec: &str) -> Result<AggSpec, String> {
             name: name.to_string(),
             func: Func::Count,
             expr: None,
+            text: spec.to_string(),
         }),
         (Func::Count, Some(_)) => Err(fail("count takes no expression")),
         (Func::Percentile(q), args) if q.is_nan() => {
@@ -708,11 +712,13 @@ mod tests {
         crate::json::parse(json.as_bytes()).expect("test JSON")
     }
 
+    /// The spec `parse_agg` makes, but for the text as written.
     fn spec(name: &str, func: Func, expr: Option<&str>) -> AggSpec {
         AggSpec {
             name: name.into(),
             func,
             expr: expr.map(String::from),
+            text: String::new(),
         }
     }
 
@@ -735,7 +741,10 @@ mod tests {
 
     #[test]
     fn parses_every_function() {
-        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        let ok = |s: &str| AggSpec {
+            text: String::new(),
+            ..parse_agg(s).unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(ok("n=count"), spec("n", Func::Count, None));
         assert_eq!(ok("n=count()"), spec("n", Func::Count, None));
         assert_eq!(ok("n=count( )"), spec("n", Func::Count, None));
@@ -763,7 +772,10 @@ mod tests {
 
     #[test]
     fn parses_percentile_with_q() {
-        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        let ok = |s: &str| AggSpec {
+            text: String::new(),
+            ..parse_agg(s).unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(
             ok("p=percentile(.a; 0.9)"),
             spec("p", Func::Percentile(0.9), Some(".a"))
@@ -806,7 +818,10 @@ mod tests {
 
     #[test]
     fn parses_collect_with_limit() {
-        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        let ok = |s: &str| AggSpec {
+            text: String::new(),
+            ..parse_agg(s).unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(
             ok("c=collect(.id; 50)"),
             spec("c", Func::Collect(50), Some(".id"))
@@ -851,7 +866,10 @@ mod tests {
 
     #[test]
     fn parses_nesting_and_spaces() {
-        let ok = |s: &str| parse_agg(s).unwrap_or_else(|e| panic!("{e}"));
+        let ok = |s: &str| AggSpec {
+            text: String::new(),
+            ..parse_agg(s).unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(
             ok("t=sum((.a + (.b // 0)) * 2)"),
             spec("t", Func::Sum, Some("(.a + (.b // 0)) * 2"))

@@ -12,7 +12,7 @@
 pub mod agg;
 pub mod time;
 
-use super::{Event, Rejected, Stage, WindowCounters};
+use super::{Event, Kind, Rejected, StateError, StateStats, StatefulStage};
 use crate::jq::Program;
 use agg::{Acc, AggSpec};
 use jaq_json::{Map, Val};
@@ -50,9 +50,27 @@ pub struct WindowStage {
     sessions: BTreeMap<Val, Vec<Session>>,
     /// Group-by: key -> aggregates.
     groups: BTreeMap<Val, Accs>,
-    counters: WindowCounters,
+    counters: Counters,
     /// (pane or session) × key states open now.
     open: u64,
+}
+
+/// What the stage counts, since the start of the run.
+#[derive(Default)]
+struct Counters {
+    /// Events taken into a window.
+    events_aggregated: u64,
+    /// Events too late for their window.
+    events_late: u64,
+    /// Most (window, key) states open at once so far.
+    windows_open: u64,
+    /// Results emitted so far.
+    windows_emitted: u64,
+    /// Results emitted so far in which a `collect` dropped values.
+    collect_truncated: u64,
+    /// The same per `--agg`, in command-line order; empty while none was
+    /// truncated.
+    truncated_by_agg: Vec<u64>,
 }
 
 struct Session {
@@ -80,7 +98,7 @@ impl WindowStage {
             next_window: None,
             sessions: BTreeMap::new(),
             groups: BTreeMap::new(),
-            counters: WindowCounters::default(),
+            counters: Counters::default(),
             open: 0,
         }
     }
@@ -96,15 +114,7 @@ impl WindowStage {
     /// Evaluates key, time and aggregate expressions; nothing is changed yet,
     /// so a failing event leaves no trace in any window.
     fn contribution(&self, event: &Val) -> Result<Contribution, String> {
-        let mut keys = Vec::with_capacity(self.config.keys.len());
-        for (i, program) in self.config.keys.iter().enumerate() {
-            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
-        }
-        let key = match keys.len() {
-            0 => Val::Null,
-            1 => keys.pop().expect("one key"),
-            _ => Val::Arr(keys.into()),
-        };
+        let key = self.key(event)?;
         let time = match &self.config.time {
             Some(program) => {
                 let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
@@ -348,29 +358,28 @@ impl WindowStage {
     }
 }
 
-impl Stage for WindowStage {
+impl StatefulStage for WindowStage {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         if self.config.spec.is_some() {
-            "window"
+            Kind::Window
         } else {
-            "aggregate"
+            Kind::Aggregate
         }
     }
     fn expr(&self) -> &str {
         &self.expr
     }
-    fn stateful(&self) -> bool {
-        true
-    }
 
     fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
         let c = self.contribution(&event.value).map_err(Rejected::Failed)?;
         if let Some(why) = self.is_late(c.time) {
+            self.counters.events_late += 1;
             return Err(Rejected::Late(why));
         }
+        self.counters.events_aggregated += 1;
         let t = c.time;
         self.insert(c);
         self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
@@ -388,18 +397,87 @@ impl Stage for WindowStage {
         }
     }
 
+    /// The `--key` values: one, or an array of them; null without `--key`.
+    fn key(&self, event: &Val) -> Result<Val, String> {
+        let mut keys = Vec::with_capacity(self.config.keys.len());
+        for (i, program) in self.config.keys.iter().enumerate() {
+            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
+        }
+        Ok(match keys.len() {
+            0 => Val::Null,
+            1 => keys.pop().expect("one key"),
+            _ => Val::Arr(keys.into()),
+        })
+    }
+
     fn finish(&mut self, out: &mut Vec<Event>) {
         self.emit(None, out);
     }
 
-    fn window_counters(&self) -> Option<WindowCounters> {
-        Some(self.counters.clone())
+    /// Not supported yet: open windows are not saved, and the plan refuses
+    /// `--checkpoint` with `--window` or `--agg`.
+    fn snapshot(&self) -> Result<Vec<u8>, StateError> {
+        Err(StateError::Unsupported(self.kind()))
+    }
+
+    /// Not supported yet, as `snapshot`.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), StateError> {
+        Err(StateError::Unsupported(self.kind()))
+    }
+
+    /// Its events_in are events_aggregated + events_late + events_failed,
+    /// and its events_out the results emitted. The details are the truncated
+    /// `collect`s per `--agg` (for the notes).
+    fn counters(&self) -> StateStats {
+        let c = &self.counters;
+        StateStats {
+            counters: vec![
+                ("events_aggregated", c.events_aggregated),
+                ("events_late", c.events_late),
+                ("windows_open", c.windows_open),
+                ("windows_emitted", c.windows_emitted),
+                ("collect_truncated", c.collect_truncated),
+            ],
+            details: c.truncated_by_agg.clone(),
+            summary: String::new(),
+        }
+    }
+
+    fn summary(&self, c: &StateStats) -> String {
+        let mut summary = format!(
+            "{} aggregated, {} late, {} results emitted, at most {} windows open",
+            c.get("events_aggregated"),
+            c.get("events_late"),
+            c.get("windows_emitted"),
+            c.get("windows_open")
+        );
+        let truncated = c.get("collect_truncated");
+        if truncated > 0 {
+            summary.push_str(&format!(", {truncated} with a collect truncated"));
+        }
+        summary
+    }
+
+    /// Late events and truncated `collect`s.
+    fn notes(&self, c: &StateStats) -> Vec<String> {
+        let mut notes = Vec::new();
+        let late = c.get("events_late");
+        if late > 0 {
+            notes.push(late_note(late));
+        }
+        let windowed = self.config.spec.is_some();
+        for ((spec, _), &n) in self.config.aggs.iter().zip(&c.details) {
+            if let (agg::Func::Collect(limit), true) = (&spec.func, n > 0) {
+                notes.push(collect_note(&spec.text, *limit, n, windowed));
+            }
+        }
+        notes
     }
 }
 
 /// What evq says on standard error at the end of a run (unless `-q`) when
 /// `late` events came after their windows were emitted.
-pub fn late_note(late: u64) -> String {
+fn late_note(late: u64) -> String {
     if late == 1 {
         "1 event came too late for its window and was not counted; see --lateness".into()
     } else {
@@ -412,7 +490,7 @@ pub fn late_note(late: u64) -> String {
 /// What evq says at the end of a run (unless `-q`) when the aggregate `agg`
 /// (the `--agg` as written), a `collect` keeping `limit` values, dropped
 /// values in `results` results: windows, or groups without `--window`.
-pub fn collect_note(agg: &str, limit: usize, results: u64, windowed: bool) -> String {
+fn collect_note(agg: &str, limit: usize, results: u64, windowed: bool) -> String {
     let what = match (windowed, results) {
         (true, 1) => "window",
         (true, _) => "windows",
