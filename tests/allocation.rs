@@ -4,12 +4,12 @@
 //! A map chain is checked the same way: its output goes to the batch's
 //! output buffer, which grows by doubling, not per event.
 
+use evq::internals::Formatter;
+use evq::internals::Worker;
 use evq::internals::direct;
 use evq::internals::{Batch, Line, Pool};
-use evq::internals::{Globals, Program};
-use evq::internals::Formatter;
 use evq::internals::{FilterStage, MapStage, Stage};
-use evq::internals::Worker;
+use evq::internals::{Globals, Program};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -247,11 +247,7 @@ impl Chain {
     /// Compiles every stage; each that does not compile adds its report to
     /// `errors`, and `window_errors` go where the window stage stands.
     /// A bad variable (`--argjson`) is an error on its own.
-    fn compile(
-        &self,
-        errors: &mut String,
-        window_errors: &str,
-    ) -> Result<Vec<Step>, Error> {
+    fn compile(&self, errors: &mut String, window_errors: &str) -> Result<Vec<Step>, Error> {
         let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
         let mut stages = Vec::new();
         for info in &self.stages {

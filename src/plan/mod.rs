@@ -214,8 +214,7 @@ fn outputs(args: &Args) -> Result<(Box<dyn Sink>, Option<DeadLetter>), Error> {
     let output: Box<dyn Sink> = match &args.output {
         None => Box::new(FileSink::stdout()),
         Some(path) => Box::new(
-            FileSink::create(path)
-                .map_err(|e| Error::io("cannot create output file", path, &e))?,
+            FileSink::create(path).map_err(|e| Error::io("cannot create output file", path, &e))?,
         ),
     };
     let dead_letter = match &args.dead_letter {

@@ -107,7 +107,10 @@ struct Entries {
 impl Entries {
     /// The entry of the file with this device and inode. Lines of a rotated
     /// file may come before the new file's `Opened`: then it is still current.
-    fn of(&mut self, at: &crate::source::Position) -> Option<&mut crate::source::checkpoint::Entry> {
+    fn of(
+        &mut self,
+        at: &crate::source::Position,
+    ) -> Option<&mut crate::source::checkpoint::Entry> {
         let is = |e: &crate::source::checkpoint::Entry| e.at.same_stream(at);
         match (&mut self.current, &mut self.rotated) {
             (Some(e), _) if is(e) => Some(e),
