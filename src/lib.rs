@@ -22,8 +22,10 @@
 //! - `json`: the scanner (validate, parse, locate, project) and the writer.
 //! - `report`: stats, progress bar and standard error, exit statuses.
 //!
-//! Imports run one way, down this list from `runtime` (and `plan`) to
-//! `json`; `report` imports nothing of evq's, so every layer may write to it.
+//! Imports run one way: `runtime` → `plan` → `cli` → `stage` → `jq` →
+//! `json`, with `source` and `sink` used by `runtime` and `plan` and using
+//! only `json`; `report` imports nothing of evq's, so every layer may write
+//! to it.
 //! A new source goes in `source/`, a new sink in `sink/`, a new stage in
 //! `stage/` with one line in `plan` that builds it.
 //!
