@@ -121,3 +121,40 @@ pub fn wait_timeout(
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Collects a spawned child's standard output and error (both piped) while
+/// waiting at most `limit` for it to exit; a child still running then is
+/// killed, and the status is `None`.
+pub fn output_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> (Option<std::process::ExitStatus>, Vec<u8>, Vec<u8>) {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = wait_timeout(&mut child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (status, out.join().unwrap(), err.join().unwrap())
+}

@@ -15,7 +15,6 @@ use base64::Engine as _;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -156,40 +155,20 @@ fn describe(mode: &[&str]) -> String {
 
 /// Runs evq in the project root with `args`, killing it after `TIMEOUT`.
 fn run_bounded(args: &[OsString], what: &str) -> Output {
-    let mut child = common::evq()
+    let child = common::evq()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn evq");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for evq") {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("evq did not finish within {TIMEOUT:?} on {what}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let (status, stdout, stderr) = common::output_within(child, TIMEOUT);
+    let Some(status) = status else {
+        panic!("evq did not finish within {TIMEOUT:?} on {what}");
     };
     Output {
         status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
+        stdout,
+        stderr,
     }
 }
 

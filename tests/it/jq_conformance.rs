@@ -29,11 +29,11 @@
 use crate::common;
 
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Agreeing cases of jq.test (531 plain cases) at least: 424 agree; one
 /// less for jq.test:1895 (24455 dates through strptime and mktime), which
@@ -189,35 +189,10 @@ fn run(case: &Case) -> Got {
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(input.as_bytes());
     });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let mut timed_out = false;
-    loop {
-        if child.try_wait().expect("wait for evq").is_some() {
-            break;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            timed_out = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let (status, stdout, stderr) = common::output_within(child, TIMEOUT);
+    let timed_out = status.is_none();
     let _ = writer.join();
-    let stdout = out_reader.join().unwrap();
-    let mut stderr = String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned();
+    let mut stderr = String::from_utf8_lossy(&stderr).into_owned();
     if timed_out {
         stderr.push_str(&format!("(stopped after {TIMEOUT:?})"));
     }
