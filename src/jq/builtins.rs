@@ -149,7 +149,7 @@ fn type_name(v: &Val) -> &'static str {
 
 fn json(v: &Val) -> String {
     let mut out = Vec::new();
-    crate::json::write_json(&mut out, &Default::default(), 0, v).expect("write to memory");
+    crate::json::write_compact(&mut out, v);
     String::from_utf8_lossy(&out).into_owned()
 }
 

@@ -325,7 +325,7 @@ fn messages() -> impl Iterator<Item = jaq_core::native::Fun<Data>> {
 
 fn debug_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
     let mut text = b"[\"DEBUG:\",".to_vec();
-    write_json(&mut text, &cv.1);
+    crate::json::write_compact(&mut text, &cv.1);
     text.extend_from_slice(b"]\n");
     crate::report::progress::eprint(&text);
     Box::new(core::iter::empty())
@@ -336,16 +336,11 @@ fn stderr_empty<'a>(cv: jaq_core::Cv<'a, Data>) -> jaq_core::ValXs<'a, Val> {
         Val::TStr(s) | Val::BStr(s) => crate::report::progress::eprint(s),
         v => {
             let mut text = Vec::new();
-            write_json(&mut text, v);
+            crate::json::write_compact(&mut text, v);
             crate::report::progress::eprint(&text);
         }
     }
     Box::new(core::iter::empty())
-}
-
-/// Compact JSON, written as the events are (infinities and NaN included).
-fn write_json(out: &mut Vec<u8>, v: &Val) {
-    crate::json::write_json(out, &Default::default(), 0, v).expect("write to memory");
 }
 
 /// One compile error: a message and the span of the expression it is about.

@@ -10,7 +10,7 @@
 
 mod write;
 
-pub use write::write_json;
+pub use write::{write_compact, write_json};
 
 use jaq_json::{Map, Num, Rc, Val};
 use std::fmt;

@@ -31,3 +31,8 @@ pub fn write_json(w: &mut dyn Write, pp: &Pp, level: usize, v: &Val) -> io::Resu
         _ => jaq_json::write_val!(w, pp, level, v, write_json),
     }
 }
+
+/// `v` as compact JSON at the end of `out` (memory: it cannot fail).
+pub fn write_compact(out: &mut Vec<u8>, v: &Val) {
+    write_json(out, &Pp::default(), 0, v).expect("write to memory");
+}

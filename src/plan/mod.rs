@@ -256,8 +256,9 @@ fn given<T: Clone>(option: &str, parsed: &Parsed<T>) -> Result<T, Error> {
 /// events: its chain runs on one worker, in input order (reading and
 /// writing still run apart).
 fn threads(args: &Args) -> usize {
+    // A stateful stage runs on one worker: the runtime decides that from the
+    // chain it builds.
     match args.threads {
-        _ if has_window(args) => 1,
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     }

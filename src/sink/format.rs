@@ -2,7 +2,7 @@
 //! unchanged event as the line it was read from), or jq's other formats
 //! through `Pretty` (`--indent`, `--tab`, `-S`, `-a`, `-C`).
 
-use crate::json::write_json;
+use crate::json::write_compact;
 use jaq_json::{Num, Val};
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ impl Formatter {
             (Val::TStr(s) | Val::BStr(s), _) if self.raw_output => out.extend_from_slice(s),
             (_, Some(pretty)) => pretty.write(out, 0, v),
             // Writing into a Vec cannot fail.
-            (_, None) => write_json(out, &Default::default(), 0, v).expect("write to memory"),
+            (_, None) => write_compact(out, v),
         }
         self.end(out);
     }
@@ -160,7 +160,7 @@ impl Pretty {
             Val::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             // jq writes NaN as null, coloured as null inside the number's colour.
             Val::Num(Num::Float(f)) if f.is_nan() => self.write(out, level, &Val::Null),
-            Val::Num(_) => write_json(out, &Default::default(), 0, v).expect("write to memory"),
+            Val::Num(_) => write_compact(out, v),
             Val::TStr(s) | Val::BStr(s) => write_string(out, s, self.ascii),
             Val::Arr(a) if a.is_empty() => out.extend_from_slice(b"[]"),
             Val::Obj(o) if o.is_empty() => out.extend_from_slice(b"{}"),
@@ -199,7 +199,7 @@ impl Pretty {
                     match k {
                         Val::TStr(s) | Val::BStr(s) => write_string(out, s, self.ascii),
                         // Not from JSON input: a key jaq computed.
-                        k => write_json(out, &Default::default(), 0, k).expect("write to memory"),
+                        k => write_compact(out, k),
                     }
                     if color.is_some() {
                         out.extend_from_slice(RESET);
