@@ -32,6 +32,19 @@ pub struct Chain {
     /// Some stage prints the line itself (`.k = EXPR`): lines are checked
     /// for repeated keys, which a full parse would merge.
     pub check_keys: bool,
+    /// After the filters, a keyed stage's expressions (a window's key, time
+    /// and aggregate values), evaluated on the line the filters kept.
+    pub keyed: Option<Keyed>,
+}
+
+/// The expressions of a keyed stage that direct evaluation takes: each
+/// `--key`, the `--time`, and each `--agg`'s expression (`None`: `count`)
+/// with whether its aggregate takes numbers (else it keeps values).
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    pub keys: Vec<Expr>,
+    pub time: Option<Expr>,
+    pub values: Vec<Option<(Expr, bool)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +165,51 @@ enum Value<'a> {
 /// `--argjson` variables they may use, or `None` when some stage is beyond
 /// direct evaluation (or a map is not last).
 pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain> {
+    if stages.is_empty() {
+        return None;
+    }
+    compile_with(stages, vars, |_| Some(None))
+}
+
+/// Compiles filters followed by a keyed stage: `keys`, `time` and `values`
+/// (one per aggregate: its expression, `None` for one without, and whether
+/// it takes numbers) as written. `None` when any of them is beyond direct
+/// evaluation.
+pub fn compile_keyed(
+    filters: &[&str],
+    keys: &[&str],
+    time: Option<&str>,
+    values: &[(Option<&str>, bool)],
+    vars: &[(String, Val)],
+) -> Option<Chain> {
+    let stages: Vec<(bool, &str)> = filters.iter().map(|f| (false, *f)).collect();
+    compile_with(&stages, vars, |c| {
+        let mut expr = |code: &str| {
+            let term: Term<&str> = jaq_core::load::parse(code, |p| p.term())?;
+            c.expr(&term)
+        };
+        let keys = keys.iter().map(|k| expr(k)).collect::<Option<Vec<_>>>()?;
+        let time = match time {
+            Some(t) => Some(expr(t)?),
+            None => None,
+        };
+        let values = values
+            .iter()
+            .map(|(v, numbers)| match v {
+                Some(code) => expr(code).map(|e| Some((e, *numbers))),
+                None => Some(None),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Some(Keyed { keys, time, values }))
+    })
+}
+
+/// Compiles `stages`, then what `then` adds after them.
+fn compile_with(
+    stages: &[(bool, &str)],
+    vars: &[(String, Val)],
+    then: impl FnOnce(&mut Compiler) -> Option<Option<Keyed>>,
+) -> Option<Chain> {
     let mut c = Compiler {
         locate: Locate::default(),
         slots: 0,
@@ -159,9 +217,6 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
         vars,
         base: Vec::new(),
     };
-    if stages.is_empty() {
-        return None;
-    }
     let mut out = Vec::new();
     for (i, (is_map, code)) in stages.iter().enumerate() {
         // A term only: an expression with `import` or `include` goes to jaq.
@@ -175,11 +230,13 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
             out.push(Stage::Filter(c.filter(&term)?));
         }
     }
+    let keyed = then(&mut c)?;
     Some(Chain {
         stages: out,
         locate: c.locate,
         slots: c.slots,
         check_keys: c.check_keys,
+        keyed,
     })
 }
 
@@ -550,6 +607,32 @@ impl Line<'_> {
                 Err(Unsure)
             }
         }
+    }
+
+    /// Writes the value of `e` as jaq writes it (for a keyed stage's key and
+    /// values) and returns its kind; `Unsure` for an array or an object
+    /// unless `compound` allows them.
+    pub fn write_value(&self, e: &Expr, compound: bool, out: &mut Vec<u8>) -> R<Kind> {
+        let v = self.eval(e)?;
+        let kind = match v {
+            Value::Null => Kind::Null,
+            Value::Bool(true) => Kind::True,
+            Value::Bool(false) => Kind::False,
+            Value::Token(t) => t.kind,
+            Value::Lit(l) => match l.value {
+                Constant::Null => Kind::Null,
+                Constant::Bool(true) => Kind::True,
+                Constant::Bool(false) => Kind::False,
+                Constant::Int(_) => Kind::Int,
+                Constant::Float(_) => Kind::Dec,
+                Constant::Str(_) => Kind::EscapedStr,
+            },
+        };
+        if !compound && matches!(kind, Kind::Object | Kind::Array) {
+            return Err(Unsure);
+        }
+        self.value(v, out)?;
+        Ok(kind)
     }
 
     /// Writes the value of a map's expression, without the newline.

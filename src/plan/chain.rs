@@ -367,18 +367,56 @@ impl Chain {
         Some(fields)
     }
 
-    /// The chain for direct evaluation: filters and maps only, each one an
+    /// The chain for direct evaluation: filters and maps, or filters and
+    /// the window stage's key, time and aggregate expressions; each one an
     /// expression `direct` understands.
     pub fn direct(&self) -> Option<crate::jq::direct::Chain> {
         let mut stages = Vec::new();
+        let vars = variables(&self.vars).ok()?;
         for stage in &self.stages {
             match stage.kind {
                 StageKind::Filter => stages.push((false, stage.expr.as_str())),
                 StageKind::Map => stages.push((true, stage.expr.as_str())),
-                StageKind::Window | StageKind::Aggregate => return None,
+                StageKind::Window | StageKind::Aggregate => {
+                    // The stages before it must be filters: it reads the line.
+                    if stages.iter().any(|(is_map, _)| *is_map) {
+                        return None;
+                    }
+                    let window = self.window.as_ref()?;
+                    let filters: Vec<&str> = stages.iter().map(|(_, e)| *e).collect();
+                    let keys: Vec<&str> = window.keys.iter().map(String::as_str).collect();
+                    let values: Vec<(Option<&str>, bool)> = window
+                        .aggs
+                        .iter()
+                        .map(|a| (a.expr.as_deref(), a.func.takes_numbers()))
+                        .collect();
+                    return crate::jq::direct::compile_keyed(
+                        &filters,
+                        &keys,
+                        window.time.as_deref(),
+                        &values,
+                        &vars,
+                    );
+                }
             }
         }
-        crate::jq::direct::compile(&stages, &variables(&self.vars).ok()?)
+        crate::jq::direct::compile(&stages, &vars)
+    }
+
+    /// Whether the chain has a stateful stage.
+    pub fn stateful(&self) -> bool {
+        self.stages.iter().any(StageInfo::stateful)
+    }
+
+    /// What the chain is, as a checkpoint records it: each stage's name and
+    /// expression (for the window stage, its options) as the stats show them.
+    pub fn fingerprint(&self) -> String {
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.expr))
+            .collect();
+        stages.join(" | ")
     }
 }
 

@@ -67,7 +67,7 @@ impl Plan {
         let chain = Chain::new(&args, vars::bindings(&args.vars)?)?;
         mistaken_expression(&args, chain.vars())?;
         let (input_format, sources) = sources(&args)?;
-        let checkpoint = checkpoint(&args, &sources)?;
+        let checkpoint = checkpoint(&args, &sources, &chain)?;
         let (follow, stats_every) = timings(&args)?;
         // Opened only now, so a usage error never truncates an output file.
         let (output, dead_letter) = outputs(&args)?;
@@ -91,7 +91,9 @@ impl Plan {
             sources,
             input_format,
             projection: if whole { None } else { chain.fields() },
-            direct: if whole || !formatter.plain() {
+            // A stateful chain's output comes from its state's owner:
+            // direct evaluation only extracts, whatever the format.
+            direct: if whole || !(formatter.plain() || chain.stateful()) {
                 None
             } else {
                 chain.direct()
@@ -186,10 +188,13 @@ fn sources(args: &Args) -> Result<(Format, Vec<Source>), Error> {
 }
 
 /// `--checkpoint`: the file, what it holds now (where to resume), and how
-/// often to write it. Files only, and no window: open windows are not saved.
+/// often to write it. Files only. A checkpoint that holds state, or one
+/// resumed by a chain with state, must come from the same chain: state
+/// saved by one chain means nothing to another.
 fn checkpoint(
     args: &Args,
     sources: &[Source],
+    chain: &Chain,
 ) -> Result<Option<(PathBuf, Checkpoint, Duration)>, Error> {
     let Some(path) = &args.checkpoint else {
         return Ok(None);
@@ -199,13 +204,18 @@ fn checkpoint(
             "evq: --checkpoint needs files: standard input cannot be resumed".into(),
         ));
     }
-    if has_window(args) {
-        return Err(Error::Usage(
-            "evq: --checkpoint cannot be used with --window or --agg: open windows are not saved in the checkpoint".into(),
-        ));
-    }
     let every = given("--checkpoint-every", &args.checkpoint_every)?;
     let loaded = Checkpoint::load(path).map_err(Error::Io)?;
+    let this = chain.fingerprint();
+    let started = !loaded.files.is_empty() || loaded.state.is_some();
+    let stateful = loaded.state.is_some() || chain.stateful();
+    if started && stateful && loaded.chain.as_deref() != Some(this.as_str()) {
+        let before = loaded.chain.as_deref().unwrap_or("a chain of an older evq");
+        return Err(Error::Usage(format!(
+            "evq: --checkpoint {} was written for another chain: it holds the state of `{before}`, and this run's chain is `{this}`; resuming would mix the two. Run with the same stages and options, or give another --checkpoint file (or delete this one to start over)",
+            path.display()
+        )));
+    }
     Ok(Some((path.clone(), loaded, every)))
 }
 

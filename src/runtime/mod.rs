@@ -6,12 +6,16 @@
 //!
 //! `run` sets up the three: `spawn_workers` (each thread's loop is `work`,
 //! one batch at a time through `worker::Worker`), `spawn_reader`, and the
-//! `Collector` here. A chain with a stateful stage (`stage::holds_state`)
-//! runs on one worker, which is also told when input is idle and when it
-//! ends; the collector totals every stage's counters, a stateful stage's
-//! own ones without knowing what they count.
+//! `Collector` here. In a chain with a stateful stage the workers run what
+//! comes before it and extract what each event brings to it; the collector
+//! owns the state (`state::Owner`), applies each batch's extractions as it
+//! takes the batch back in order, tells the state when input is idle and
+//! when it ends, and saves it with the checkpoint. The collector totals
+//! every stage's counters, a stateful stage's own ones without knowing what
+//! they count.
 
 pub mod signal;
+pub mod state;
 pub mod worker;
 
 use crate::cli::{OnError, StatsFormat};
@@ -23,6 +27,7 @@ use crate::runtime::worker::{Processed, Worker};
 use crate::sink::{DeadLetter, Sink};
 use crate::source::{self, Message};
 use crate::stage::Step;
+use state::Owner;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
@@ -32,8 +37,6 @@ use std::time::{Duration, Instant};
 const REPORT_LIMIT: u64 = 10;
 /// Batches queued per worker, in each direction.
 const QUEUE: usize = 2;
-/// How often an idle stateful worker looks at the clock (windows on arrival time).
-const TICK: Duration = Duration::from_millis(100);
 
 /// Stack of each worker thread: jaq recurses into nested values, and jq
 /// handles 10000 levels (only the pages used are committed).
@@ -76,9 +79,10 @@ struct Collector {
     input_errors: u64,
     periodic: Option<Periodic>,
     saving: Option<Saving>,
-    /// The chain as this thread built it: the stages' names, and what a
-    /// stateful one makes of its counters in the stats and the notes.
-    steps: Vec<Step>,
+    /// The owner of the chain's state, when it has a stateful stage.
+    owner: Option<Owner>,
+    /// Batch buffers go back here once the state's owner is done with them.
+    read_pool: Arc<source::Pool>,
     /// `--stats`, `--exit-status`, and when the run started.
     stats_format: Option<StatsFormat>,
     exit_status: bool,
@@ -89,6 +93,9 @@ struct Collector {
 /// write the checkpoint next.
 struct Saving {
     path: std::path::PathBuf,
+    /// What the chain is (`plan::Chain::fingerprint`), saved so that a
+    /// checkpoint is never resumed by another chain.
+    chain: String,
     every: Duration,
     last: Instant,
     entries: Vec<Entries>,
@@ -135,17 +142,19 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         .chain
         .build()
         .expect("the plan compiled this chain already");
-    // A stateful stage must see every event, in input order: its chain runs
-    // on one worker (reading and writing still run apart).
-    let stateful = crate::stage::holds_state(&steps);
-    let threads = if stateful { 1 } else { plan.threads.max(1) };
+    let threads = plan.threads.max(1);
     // The checkpoint as the last run left it goes to the reader (where to
-    // resume); what this run reaches is kept by the collector and written
-    // as it goes.
+    // resume) and to the state's owner; what this run reaches is kept by
+    // the collector and written as it goes.
     let (resume, saving) = match plan.checkpoint.take() {
         Some((path, loaded, every)) => (
             Some(loaded),
-            Some(Saving::new(path, every, plan.sources.len())),
+            Some(Saving::new(
+                path,
+                plan.chain.fingerprint(),
+                every,
+                plan.sources.len(),
+            )),
         ),
         None => (None, None),
     };
@@ -153,13 +162,25 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     // this thread -> worker. Two pools, so each keeps buffers of its own size.
     let read_pool = Arc::new(source::Pool::default());
     let out_pool = Arc::new(source::Pool::default());
+    let state = resume.as_ref().and_then(|r| r.state.clone());
     let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool, &stop);
     let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop);
-    let mut collector = Collector::new(plan, steps, saving, started);
+    let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool));
+    if let (Some(owner), Some(state)) = (&mut collector.owner, &state)
+        && let Err(e) = owner.restore(state)
+    {
+        let path = collector.saving.as_ref().map(|s| s.path.display().to_string());
+        crate::report::progress::eprintln(&format!(
+            "evq: --checkpoint {}: the state it holds cannot be restored: {e}",
+            path.unwrap_or_default()
+        ));
+        return status::USAGE;
+    }
 
     let stopped = collector
-        .collect(&from_workers, &stop, &dealt, &out_pool, stateful)
+        .collect(&from_workers, &stop, &dealt, &out_pool)
         .err()
+        .or_else(|| collector.end(&stop, &out_pool).err())
         .or_else(|| collector.flush().err());
     // The last checkpoint, unless the output failed (then what it would
     // record was not delivered).
@@ -178,7 +199,7 @@ fn spawn_workers(
     threads: usize,
     read_pool: &Arc<source::Pool>,
     out_pool: &Arc<source::Pool>,
-    stop: &Arc<AtomicUsize>,
+    _stop: &Arc<AtomicUsize>,
 ) -> (Vec<SyncSender<Message>>, Vec<Receiver<Outcome>>) {
     // For `input_filename`: each source's file, `None` for standard input.
     let files: Vec<Option<String>> = plan
@@ -198,14 +219,13 @@ fn spawn_workers(
         let direct = plan.direct.clone();
         let format = plan.input_format;
         let (read_pool, out_pool) = (Arc::clone(read_pool), Arc::clone(out_pool));
-        let stop = Arc::clone(stop);
         let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
         let spawned = worker.spawn(move || {
             crate::jq::builtins::set_files(&files);
             let steps = chain.build().expect("the plan compiled this chain already");
             let worker = Worker::new(steps, formatter, abort, projection, direct, out_pool)
                 .with_format(format);
-            work(worker, &batch_rx, &result_tx, &read_pool, &stop);
+            work(worker, &batch_rx, &result_tx, &read_pool);
         });
         spawned.expect("spawn a worker thread");
         to_workers.push(batch_tx);
@@ -215,42 +235,30 @@ fn spawn_workers(
 }
 
 /// A worker thread's loop: runs each batch dealt to it and hands back the
-/// result. A stateful chain is told the time when input is idle, and at the
-/// end of input sends what it still holds.
+/// result. In a chain with a stateful stage the batch goes along with it
+/// (its lines are the dead letter of events the state's owner finds late).
 fn work(
     mut worker: Worker,
     batches: &Receiver<Message>,
     results: &SyncSender<Outcome>,
     read_pool: &source::Pool,
-    stop: &AtomicUsize,
 ) {
-    let stateful = worker.stateful();
-    loop {
-        let outcome = match batches.recv_timeout(TICK) {
-            Ok(Message::Batch(batch)) => {
-                let processed = worker.process(&batch);
-                read_pool.give(batch.data);
+    while let Ok(message) = batches.recv() {
+        let outcome = match message {
+            Message::Batch(batch) => {
+                let mut processed = worker.process(&batch);
+                match &mut processed.keyed {
+                    Some((_, kept)) => *kept = batch,
+                    None => read_pool.give(batch.data),
+                }
                 Outcome::Batch(processed)
             }
-            Ok(Message::Failed { source, error }) => Outcome::Failed { source, error },
-            Ok(Message::Opened { source, entry }) => Outcome::Opened { source, entry },
-            Err(RecvTimeoutError::Timeout) if stateful => {
-                // Input is idle. After a signal the reader may never
-                // return from its read: what came in is all there is.
-                if stop.load(Ordering::Relaxed) != 0 {
-                    break;
-                }
-                Outcome::Batch(worker.tick(crate::stage::window::time::now()))
-            }
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Message::Failed { source, error } => Outcome::Failed { source, error },
+            Message::Opened { source, entry } => Outcome::Opened { source, entry },
         };
         if results.send(outcome).is_err() {
             return;
         }
-    }
-    if stateful {
-        let _ = results.send(Outcome::Batch(worker.finish()));
     }
 }
 
@@ -287,9 +295,10 @@ fn spawn_reader(
 
 impl Saving {
     /// Nothing reached yet in any of `sources` inputs.
-    fn new(path: std::path::PathBuf, every: Duration, sources: usize) -> Saving {
+    fn new(path: std::path::PathBuf, chain: String, every: Duration, sources: usize) -> Saving {
         Saving {
             path,
+            chain,
             every,
             last: Instant::now(),
             entries: vec![Entries::default(); sources],
@@ -299,7 +308,13 @@ impl Saving {
 
 impl Collector {
     /// The collector of a run of `plan`, with no event accounted for yet.
-    fn new(plan: Plan, steps: Vec<Step>, saving: Option<Saving>, started: Instant) -> Collector {
+    fn new(
+        plan: Plan,
+        steps: Vec<Step>,
+        saving: Option<Saving>,
+        started: Instant,
+        read_pool: Arc<source::Pool>,
+    ) -> Collector {
         let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
         let stats = Stats {
             stages: steps
@@ -327,6 +342,20 @@ impl Collector {
             },
             ..Default::default()
         };
+        // The state is owned here, by a copy of the chain that runs the
+        // stateful stage and the stages after it with jaq.
+        let owner = crate::stage::stateful_at(&steps).and_then(|_| {
+            let abort = plan.on_error == OnError::Abort;
+            let pool = Arc::new(source::Pool::default());
+            Owner::new(Worker::new(
+                steps,
+                plan.formatter.clone(),
+                abort,
+                None,
+                None,
+                pool,
+            ))
+        });
         Collector {
             stats,
             sources: plan.sources,
@@ -345,7 +374,8 @@ impl Collector {
                 counts: (0, 0, 0),
             }),
             saving,
-            steps,
+            owner,
+            read_pool,
             stats_format: plan.stats,
             exit_status: plan.exit_status,
             started,
@@ -360,11 +390,8 @@ impl Collector {
         stop: &AtomicUsize,
         dealt: &AtomicU64,
         pool: &source::Pool,
-        stateful: bool,
     ) -> Result<(), Stop> {
         let mut taken: u64 = 0;
-        // A stateful chain sends what it still holds after the last batch.
-        let mut waiting_for_last = stateful;
         loop {
             self.report_if_due();
             self.checkpoint_if_due()?;
@@ -375,15 +402,19 @@ impl Collector {
                 Err(TryRecvError::Empty) => {
                     // Nothing ready: whatever is written so far goes out now.
                     self.flush()?;
-                    if stop.load(Ordering::Relaxed) != 0
-                        && taken >= dealt.load(Ordering::SeqCst)
-                        && !waiting_for_last
-                    {
+                    if stop.load(Ordering::Relaxed) != 0 && taken >= dealt.load(Ordering::SeqCst) {
                         return Ok(());
                     }
                     match from.recv_timeout(Duration::from_millis(100)) {
                         Ok(outcome) => outcome,
-                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Input is idle: on arrival time, windows close by the clock.
+                            let now = crate::stage::window::time::now();
+                            if let Some(p) = self.owner.as_mut().and_then(|o| o.tick(now)) {
+                                self.processed(p, pool)?;
+                            }
+                            continue;
+                        }
                         Err(RecvTimeoutError::Disconnected) => return Ok(()),
                     }
                 }
@@ -391,11 +422,10 @@ impl Collector {
             match outcome {
                 Outcome::Batch(mut batch) => {
                     taken += u64::from(batch.from_reader);
-                    waiting_for_last &= !batch.last;
-                    let out = std::mem::take(&mut batch.out);
-                    let result = self.batch(batch, &out);
-                    pool.give(out);
-                    result?
+                    if let Some(owner) = &mut self.owner {
+                        owner.apply(&mut batch, &self.read_pool);
+                    }
+                    self.processed(batch, pool)?
                 }
                 Outcome::Failed { source, error } => {
                     taken += 1;
@@ -413,6 +443,28 @@ impl Collector {
                     }
                 }
             }
+        }
+    }
+
+    /// Accounts for a processed batch and writes its output.
+    fn processed(&mut self, mut batch: Processed, pool: &source::Pool) -> Result<(), Stop> {
+        let out = std::mem::take(&mut batch.out);
+        let result = self.batch(batch, &out);
+        pool.give(out);
+        result
+    }
+
+    /// After the last batch: at the end of input, the state emits what it
+    /// holds. After a signal it does so too, unless the state goes into the
+    /// checkpoint (then the next run goes on with the same windows).
+    fn end(&mut self, stop: &AtomicUsize, pool: &source::Pool) -> Result<(), Stop> {
+        let signalled = stop.load(Ordering::Relaxed) != 0;
+        if signalled && self.saving.is_some() {
+            return Ok(());
+        }
+        match self.owner.as_mut().map(Owner::finish) {
+            Some(p) => self.processed(p, pool),
+            None => Ok(()),
         }
     }
 
@@ -446,15 +498,29 @@ impl Collector {
     /// The stats as `--stats` shows them, each stateful stage's line said
     /// by the stage.
     fn render(&mut self, format: StatsFormat) -> String {
+        self.take_state_counters();
         match format {
             StatsFormat::Json => self.stats.to_json(),
             StatsFormat::Text => {
-                for (stats, step) in self.stats.stages.iter_mut().zip(&self.steps) {
-                    if let (Some(state), Some(stage)) = (&mut stats.state, step.stateful()) {
-                        state.summary = stage.summary(state);
+                if let Some(owner) = &self.owner {
+                    for stats in &mut self.stats.stages {
+                        if let Some(state) = &mut stats.state {
+                            state.summary = owner.stage().summary(state);
+                        }
                     }
                 }
                 self.stats.to_text().trim_end_matches('\n').to_string()
+            }
+        }
+    }
+
+    /// The stateful stage's counters as they stand now, into the stats.
+    fn take_state_counters(&mut self) {
+        if let Some(owner) = &self.owner {
+            for stats in &mut self.stats.stages {
+                if stats.state.is_some() {
+                    stats.state = Some(owner.counters());
+                }
             }
         }
     }
@@ -479,13 +545,15 @@ impl Collector {
             dl.sync().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
         let checkpoint = crate::source::checkpoint::Checkpoint {
-            version: 1,
+            version: crate::source::checkpoint::VERSION,
+            chain: Some(saving.chain.clone()),
             files: saving
                 .entries
                 .iter()
                 .flat_map(|e| e.current.iter().chain(&e.rotated))
                 .cloned()
                 .collect(),
+            state: self.owner.as_ref().map(Owner::snapshot),
         };
         checkpoint.save(&saving.path).map_err(|e| {
             Stop::Io(format!(
@@ -517,9 +585,6 @@ impl Collector {
             total.events_filtered += counters.events_filtered;
             total.events_failed += counters.events_failed;
             total.processing_time += counters.time;
-            if let (Some(total), Some(state)) = (&mut total.state, &counters.state) {
-                total.merge(state);
-            }
         }
         self.output
             .write(out)
@@ -624,23 +689,15 @@ impl Collector {
         }
     }
 
-    /// What the stateful stages have to say at the end, though nothing
-    /// failed (a window: late events, truncated `collect`s). A note names
-    /// its stage only when the chain has several stateful stages.
-    fn notes(&self) -> Vec<String> {
-        let stateful: Vec<_> = (self.stats.stages.iter().zip(&self.steps))
-            .filter_map(|(stats, step)| Some((stats, stats.state.as_ref()?, step.stateful()?)))
-            .collect();
-        let mut notes = Vec::new();
-        for (stats, state, stage) in &stateful {
-            let prefix = if stateful.len() > 1 {
-                format!("{}: ", stats.name)
-            } else {
-                String::new()
-            };
-            notes.extend(stage.notes(state).iter().map(|n| format!("{prefix}{n}")));
-        }
-        notes
+    /// What the stateful stage has to say at the end, though nothing
+    /// failed (a window: late events, truncated `collect`s).
+    fn notes(&mut self) -> Vec<String> {
+        self.take_state_counters();
+        let Some(owner) = &self.owner else {
+            return Vec::new();
+        };
+        let counters = owner.counters();
+        owner.stage().notes(&counters)
     }
 }
 

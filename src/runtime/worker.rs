@@ -2,13 +2,19 @@
 //! depth-first (so output keeps input order and fan-out stays in place), and
 //! returns the batch's output bytes, its failed events and its counters. The
 //! executor puts batches back in input order and does everything else.
+//!
+//! In a chain with a stateful stage, a worker runs the stages before it and
+//! then only extracts what each event brings to it (`stage::extract`): the
+//! batch goes back with those extractions, and the state's owner
+//! (`runtime::state`) applies them in input order and runs the stages after.
 
 use crate::jq::direct::{self, Unsure};
 use crate::json::{self, Fields};
 use crate::report::stats::StateStats;
 use crate::sink::Formatter;
 use crate::source::{Batch, Format, Pool};
-use crate::stage::{Event, Rejected, StatefulStage, Step};
+use crate::stage::extract::Extracts;
+use crate::stage::{Event, Rejected, Step};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,9 @@ pub struct StageCounters {
 pub struct Failure {
     /// The input line, or 0 for an event a stage emitted at the end of input.
     pub line: u64,
+    /// The input line being processed when it happened (its place among
+    /// the batch's failures).
+    pub at: u64,
     /// Index of the stage that failed it, or `None` for a line that is not JSON.
     pub stage: Option<usize>,
     pub error: String,
@@ -59,6 +68,9 @@ pub struct Processed {
     pub last: bool,
     /// The source's position after this batch (`Batch::end`).
     pub end: crate::source::Position,
+    /// In a chain with a stateful stage: what the events that reached it
+    /// bring, for its owner to apply, and the batch they came from.
+    pub keyed: Option<(Extracts, Batch)>,
 }
 
 /// Direct evaluation of a batch: the chain, and buffers kept across batches.
@@ -133,7 +145,7 @@ impl Direct {
             let passed = match self.lines[n] {
                 Fate::Bad(ref error) => {
                     let error = stages.parse_error(error);
-                    fail(p, line.number, None, error, raw);
+                    fail(p, line.number, line.number, None, error, raw);
                     if stages.abort_on_failure {
                         p.aborted = true;
                         break;
@@ -141,6 +153,7 @@ impl Direct {
                     continue;
                 }
                 Fate::Unsure => {
+                    stages.index = Some(n as u32);
                     if !stages.jaq_line(raw, line.number, p) && stages.abort_on_failure {
                         p.aborted = true;
                         break;
@@ -148,6 +161,28 @@ impl Direct {
                     continue;
                 }
                 Fate::Dropped(at) => at,
+                Fate::Running(located) if self.chain.keyed.is_some() => {
+                    let line_ = direct::Line {
+                        raw,
+                        slots: &self.slots[n * width..(n + 1) * width],
+                        located,
+                    };
+                    let started = Instant::now();
+                    let keyed = self.chain.keyed.as_ref().expect("keyed");
+                    let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
+                    let done = extract(&line_, keyed, line.number, n, extracts);
+                    p.stages[count].time += started.elapsed();
+                    if done.is_err() {
+                        stages.index = Some(n as u32);
+                        if !stages.jaq_line(raw, line.number, p) && stages.abort_on_failure {
+                            p.aborted = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    // Counted by the state's owner when it applies it.
+                    count
+                }
                 Fate::Running(_) => {
                     // Through every filter, no map: the event is its line.
                     stages.formatter.line(&mut p.out, raw);
@@ -166,7 +201,7 @@ impl Direct {
                 let counters = &mut p.stages[passed];
                 counters.events_in += 1;
                 counters.events_filtered += 1;
-            } else {
+            } else if self.chain.keyed.is_none() {
                 p.events_emitted += 1;
             }
             p.events_direct += 1;
@@ -209,6 +244,12 @@ struct Stages {
     projection: Option<Fields>,
     /// How the lines of a batch are events (see `source::Format`).
     format: Format,
+    /// Where the stateful stage stands: the worker extracts there, and the
+    /// state's owner runs it and the stages after it.
+    keyed_at: Option<usize>,
+    /// The place in its batch of the line being run (for the dead letter of
+    /// an event the state's owner finds late).
+    index: Option<u32>,
 }
 
 impl Worker {
@@ -225,6 +266,8 @@ impl Worker {
     ) -> Worker {
         let steps: Vec<Step> = steps.into_iter().map(Into::into).collect();
         let scratch = steps.iter().map(|_| Vec::new()).collect();
+        let keyed_at = crate::stage::stateful_at(&steps);
+
         Worker {
             direct: direct.map(|chain| Direct {
                 chain,
@@ -239,6 +282,8 @@ impl Worker {
                 abort_on_failure,
                 projection,
                 format: Format::Ndjson,
+                keyed_at,
+                index: None,
             },
             pool,
         }
@@ -255,39 +300,43 @@ impl Worker {
     pub fn process(&mut self, batch: &Batch) -> Processed {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = batch.end;
+        if self.stages.keyed_at.is_some() {
+            p.keyed = Some((Extracts::default(), Batch::default()));
+        }
         crate::jq::builtins::set_source(batch.source);
         match &mut self.direct {
             _ if self.stages.format == Format::Raw => self.stages.raw(batch, &mut p),
             Some(direct) => direct.process(batch, &mut self.stages, &mut p),
             None => self.stages.lines(batch, &mut p),
         }
-        self.stages.count_state(&mut p);
         p
     }
 
-    /// Whether the chain holds state across events (then it runs on one
-    /// worker, which also gets `tick` and `finish`).
-    pub fn stateful(&self) -> bool {
-        crate::stage::holds_state(&self.stages.steps)
+    /// Where the chain's stateful stage stands, if it has one.
+    pub fn keyed_at(&self) -> Option<usize> {
+        self.stages.keyed_at
     }
 
-    /// Lets stateful stages emit what has closed by now (arrival time).
-    pub fn tick(&mut self, now: i64) -> Processed {
-        let mut p = self.empty(0, 0);
-        p.from_reader = false;
-        self.stages.emit(|stage, out| stage.tick(now, out), &mut p);
-        p
+    /// The chain's steps (the state's owner runs its stateful one).
+    pub fn steps_mut(&mut self) -> &mut [Step] {
+        &mut self.stages.steps
     }
 
-    /// End of input: stateful stages emit everything they hold.
-    pub fn finish(&mut self) -> Processed {
-        let mut p = self.empty(0, 0);
-        (p.from_reader, p.last) = (false, true);
-        self.stages.emit(|stage, out| stage.finish(out), &mut p);
-        p
+    pub fn steps(&self) -> &[Step] {
+        &self.stages.steps
     }
 
-    fn empty(&mut self, source: usize, bytes: u64) -> Processed {
+    /// Runs events a stateful stage emitted (from no input line, or while
+    /// input line `at` was applied) through the stages from `from` on.
+    pub fn run_from(&mut self, from: usize, events: &mut Vec<Event>, at: u64, p: &mut Processed) {
+        for event in events.drain(..) {
+            self.stages.stage(from, event, b"", 0, at, p);
+        }
+    }
+
+    /// A result for what the state's owner does outside any batch (on the
+    /// clock, at the end of input).
+    pub fn empty(&mut self, source: usize, bytes: u64) -> Processed {
         let mut out = self.pool.take();
         out.clear();
         Processed {
@@ -304,6 +353,7 @@ impl Worker {
             from_reader: true,
             last: false,
             end: Default::default(),
+            keyed: None,
         }
     }
 }
@@ -311,7 +361,8 @@ impl Worker {
 impl Stages {
     /// Runs each line of a batch through the stages with jaq.
     fn lines(&mut self, batch: &Batch, p: &mut Processed) {
-        for line in &batch.lines {
+        for (n, line) in batch.lines.iter().enumerate() {
+            self.index = Some(n as u32);
             let raw = batch.line(line);
             p.events_ingested += 1;
             let ok = if self.steps.is_empty() {
@@ -324,7 +375,7 @@ impl Stages {
                     }
                     Err(error) => {
                         let error = self.parse_error(&error);
-                        fail(p, line.number, None, error, raw)
+                        fail(p, line.number, line.number, None, error, raw)
                     }
                 }
             } else {
@@ -354,9 +405,10 @@ impl Stages {
                 },
                 raw,
                 number,
+                number,
                 p,
             ),
-            Err(error) => fail(p, number, None, self.parse_error(&error), raw),
+            Err(error) => fail(p, number, number, None, self.parse_error(&error), raw),
         }
     }
 
@@ -371,7 +423,8 @@ impl Stages {
     /// `-R`: each line is a string event (bytes that are not UTF-8 become
     /// U+FFFD, as in jq), written from its value when no stage changes it.
     fn raw(&mut self, batch: &Batch, p: &mut Processed) {
-        for line in &batch.lines {
+        for (n, line) in batch.lines.iter().enumerate() {
+            self.index = Some(n as u32);
             let raw = batch.line(line);
             p.events_ingested += 1;
             crate::jq::builtins::set_line(line.number);
@@ -385,7 +438,7 @@ impl Stages {
                     value,
                     changed: true,
                 };
-                self.stage(0, event, raw, line.number, p)
+                self.stage(0, event, raw, line.number, line.number, p)
             };
             if !ok && self.abort_on_failure {
                 p.aborted = true;
@@ -394,41 +447,46 @@ impl Stages {
         }
     }
 
-    /// Asks each stateful stage in turn for what it emits on its own, and
-    /// runs that through the stages after it. Such events come from no
-    /// input line.
-    fn emit(
+    /// Extracts what `event` brings to the stateful stage `i`, for its owner.
+    fn extract(
         &mut self,
-        mut emit: impl FnMut(&mut dyn StatefulStage, &mut Vec<Event>),
+        i: usize,
+        event: &Event,
+        raw: &[u8],
+        line: u64,
+        at: u64,
         p: &mut Processed,
-    ) {
-        for i in 0..self.steps.len() {
-            let Some(stage) = self.steps[i].stateful_mut() else {
-                continue;
-            };
-            let mut out = std::mem::take(&mut self.scratch[i]);
-            emit(stage, &mut out);
-            p.stages[i].events_out += out.len() as u64;
-            for next in out.drain(..) {
-                self.stage(i + 1, next, b"", 0, p);
-            }
-            self.scratch[i] = out;
-        }
-        self.count_state(p);
-    }
-
-    /// Each stateful stage's counters as they stand after the batch.
-    fn count_state(&self, p: &mut Processed) {
-        for (step, counters) in self.steps.iter().zip(&mut p.stages) {
-            if let Some(stage) = step.stateful() {
-                counters.state = Some(stage.counters());
+    ) -> bool {
+        let started = Instant::now();
+        let stage = self.steps[i].stateful().expect("the stateful stage");
+        let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
+        let result = stage.extract(&event.value, line, self.index, extracts);
+        let counters = &mut p.stages[i];
+        counters.time += started.elapsed();
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                counters.events_in += 1;
+                counters.events_failed += 1;
+                fail(p, line, at, Some(i), error, raw)
             }
         }
     }
 
     /// Runs stage `i` on `event`, then what it passes on through the rest.
     /// Returns false when an event failed.
-    fn stage(&mut self, i: usize, event: Event, raw: &[u8], line: u64, p: &mut Processed) -> bool {
+    fn stage(
+        &mut self,
+        i: usize,
+        event: Event,
+        raw: &[u8],
+        line: u64,
+        at: u64,
+        p: &mut Processed,
+    ) -> bool {
+        if self.keyed_at == Some(i) && p.keyed.is_some() {
+            return self.extract(i, &event, raw, line, at, p);
+        }
         if i == self.steps.len() {
             if event.changed {
                 self.formatter.value(&mut p.out, &event.value);
@@ -440,37 +498,29 @@ impl Stages {
         }
         let mut out = std::mem::take(&mut self.scratch[i]);
         let started = Instant::now();
-        let result = self.steps[i].process(event, &mut out);
+        let Step::Stateless(stage) = &mut self.steps[i] else {
+            unreachable!("a stateful stage is run by the state's owner")
+        };
+        let result = stage.process(event, &mut out);
         let counters = &mut p.stages[i];
         counters.time += started.elapsed();
         counters.events_in += 1;
-        // A stateful stage takes events in: it filters none.
-        let stateful = matches!(self.steps[i], Step::Stateful(_));
         let mut ok = true;
         match result {
             Err(Rejected::Failed(error)) => {
                 counters.events_failed += 1;
-                ok = fail(p, line, Some(i), error, raw);
+                ok = fail(p, line, at, Some(i), error, raw);
             }
-            Err(Rejected::Late(error)) => {
-                // Counted by the stage itself (its `counters`).
-                p.failures.push(Failure {
-                    line,
-                    stage: Some(i),
-                    error,
-                    raw: raw.to_vec(),
-                    late: true,
-                });
-            }
+            Err(Rejected::Late(_)) => unreachable!("only a stateful stage finds events late"),
             Ok(()) => {
                 counters.events_out += out.len() as u64;
-                if out.is_empty() && !stateful {
+                if out.is_empty() {
                     counters.events_filtered += 1;
                 }
                 for next in out.drain(..) {
                     // After a failure under abort, the rest of the fan-out is not run.
                     if ok || !self.abort_on_failure {
-                        ok &= self.stage(i + 1, next, raw, line, p);
+                        ok &= self.stage(i + 1, next, raw, line, at, p);
                     }
                 }
             }
@@ -482,16 +532,114 @@ impl Stages {
 }
 
 /// Records a failed event; always returns false (the event failed).
-fn fail(p: &mut Processed, line: u64, stage: Option<usize>, error: String, raw: &[u8]) -> bool {
+fn fail(
+    p: &mut Processed,
+    line: u64,
+    at: u64,
+    stage: Option<usize>,
+    error: String,
+    raw: &[u8],
+) -> bool {
     if stage.is_none() {
         p.parse_failed += 1;
     }
     p.failures.push(Failure {
         line,
+        at,
         stage,
         error,
         raw: raw.to_vec(),
         late: false,
     });
     false
+}
+
+/// Extracts what a line brings to a keyed stage by direct evaluation:
+/// its key, its time, its aggregates' values (numbers for the aggregates
+/// that take numbers, JSON text for the others). `Unsure` leaves `into` as
+/// it was.
+fn extract(
+    line: &direct::Line,
+    keyed: &direct::Keyed,
+    number: u64,
+    index: usize,
+    into: &mut Extracts,
+) -> Result<(), Unsure> {
+    let mark = into.start();
+    let result = (|| {
+        let buf = into.key_buffer();
+        // One key is its value; several, an array of them; none, null.
+        match keyed.keys.as_slice() {
+            [] => buf.extend_from_slice(b"null"),
+            [key] => {
+                line.write_value(key, false, buf)?;
+            }
+            keys => {
+                buf.push(b'[');
+                for (i, key) in keys.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    line.write_value(key, false, buf)?;
+                }
+                buf.push(b']');
+            }
+        }
+        let key_end = buf.len();
+        let time = match &keyed.time {
+            None => crate::stage::window::time::now(),
+            Some(e) => {
+                let start = buf.len();
+                let kind = line.write_value(e, false, buf)?;
+                let time = crate::stage::window::time::time_of_text(&buf[start..], kind);
+                buf.truncate(start);
+                time.ok_or(Unsure)?
+            }
+        };
+        for (agg, value) in keyed.values.iter().enumerate() {
+            let Some((value, numbers)) = value else { continue };
+            let buf = into.key_buffer();
+            let start = buf.len();
+            let kind = line.write_value(value, !numbers, buf)?;
+            if kind == json::Kind::Null {
+                buf.truncate(start);
+                continue;
+            }
+            if *numbers {
+                let text = std::str::from_utf8(&buf[start..]).map_err(|_| Unsure)?;
+                let number = match kind {
+                    json::Kind::Int => text.parse::<i64>().map(Number::Int).map_err(|_| Unsure)?,
+                    json::Kind::Dec => match text.parse::<f64>() {
+                        Ok(f) if f.is_finite() => Number::Float(f),
+                        _ => return Err(Unsure),
+                    },
+                    // Not a number: jaq says why.
+                    _ => return Err(Unsure),
+                };
+                buf.truncate(start);
+                match number {
+                    Number::Int(i) => into.push_int(agg, i),
+                    Number::Float(f) => into.push_float(agg, f),
+                }
+            } else {
+                into.push_written(agg, start);
+            }
+        }
+        Ok((key_end, time))
+    })();
+    match result {
+        Ok((key_end, time)) => {
+            into.finish(mark, key_end, number, Some(index as u32), time);
+            Ok(())
+        }
+        Err(Unsure) => {
+            into.abandon(mark);
+            Err(Unsure)
+        }
+    }
+}
+
+enum Number {
+    Int(i64),
+    Float(f64),
 }

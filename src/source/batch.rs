@@ -47,6 +47,7 @@ pub struct Line {
 }
 
 /// Complete lines from one source, in order.
+#[derive(Default)]
 pub struct Batch {
     pub source: usize,
     pub data: Vec<u8>,

@@ -100,10 +100,23 @@ impl From<Entry> for Record {
     }
 }
 
+/// The checkpoint format this evq writes: 2 adds the chain and the state
+/// of its stateful stage to version 1's file positions. Both are read.
+pub const VERSION: u32 = 2;
+
 #[derive(Serialize, Deserialize, Default, Debug)]
 pub struct Checkpoint {
     pub version: u32,
+    /// What the chain that wrote it is (its stages and options as the stats
+    /// show them); none in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
     pub files: Vec<Entry>,
+    /// The state of the chain's stateful stage and its event time, taken
+    /// with the positions in `files`: the state of exactly the events
+    /// before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 /// FNV-1a of up to `limit` leading bytes of `file`: (bytes hashed, hex hash).
@@ -129,15 +142,25 @@ impl Checkpoint {
     /// Reads a checkpoint; a missing file is an empty checkpoint (a first run).
     pub fn load(path: &Path) -> Result<Checkpoint, String> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
-                    "evq: --checkpoint {}: not a checkpoint file: {e}",
-                    path.display()
-                )
-            }),
+            Ok(bytes) => {
+                let loaded: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+                    format!(
+                        "evq: --checkpoint {}: not a checkpoint file: {e}",
+                        path.display()
+                    )
+                })?;
+                if loaded.version > VERSION {
+                    return Err(format!(
+                        "evq: --checkpoint {}: written in format {} by a newer evq (this one reads up to {VERSION})",
+                        path.display(),
+                        loaded.version
+                    ));
+                }
+                Ok(loaded)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Checkpoint {
-                version: 1,
-                files: Vec::new(),
+                version: VERSION,
+                ..Default::default()
             }),
             Err(e) => Err(format!(
                 "evq: --checkpoint {}: {}",
@@ -226,8 +249,9 @@ mod tests {
         };
         (*offset, *line) = (4, 1);
         let cp = Checkpoint {
-            version: 1,
+            version: VERSION,
             files: vec![entry],
+            ..Default::default()
         };
         let path = dir.path().join("cp.json");
         cp.save(&path).unwrap();

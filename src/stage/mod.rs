@@ -2,12 +2,13 @@
 //! stateless stage (filter, map) implements `Stage`: it sees one event at a
 //! time and keeps nothing. A stateful one (the window; a join or a pattern
 //! next) implements `StatefulStage`, with hooks of its own: its key, the
-//! time when input is idle, the end of input, saving and restoring its
-//! state, its counters. A chain is a list of `Step`s of either kind; the
+//! extraction on the workers and its state on one owner, timers on the
+//! watermark, the end of input, saving and restoring its state, counters. A chain is a list of `Step`s of either kind; the
 //! runtime drives them and keeps their metrics, so a stage only decides what
 //! an event becomes. A new stage is one file here, behind one of the two
 //! traits, and one line in `plan` that builds it.
 
+pub mod extract;
 mod filter;
 mod map;
 pub mod window;
@@ -16,6 +17,7 @@ pub use filter::FilterStage;
 pub use map::MapStage;
 
 use crate::report::stats::StateStats;
+use extract::{Extract, Extracts};
 use jaq_json::Val;
 
 /// An event on its way through the stages.
@@ -79,58 +81,102 @@ pub trait Stage {
     fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected>;
 }
 
-/// A step that keeps state across events (a window; a join or a pattern
-/// next): what it emits depends on the events before. Its events arrive in
-/// input order, it is told the time when input is idle and when input ends,
-/// and it keeps counters of its own for the stats.
+/// A step that keeps state across events, per key (a window; a join or a
+/// pattern next): what it emits depends on the events before. It works in
+/// two halves on two sides of the runtime (`runtime::state`):
+///
+/// - on every worker, in parallel, `extract` reads what an event brings
+///   (its key, its time, its values) into plain data (direct evaluation
+///   does the same for the common shapes, without calling it);
+/// - on the one thread that owns the state, `apply` takes those in input
+///   order. The runtime keeps the event time: it gives `apply` the
+///   watermark, fires the timers the stage sets (`fire`) when the
+///   watermark reaches them, ends the input (`finish`), and saves and
+///   restores the state with the checkpoint.
 pub trait StatefulStage {
     /// `window#3`, …: kind and position in the chain.
     fn name(&self) -> &str;
     fn kind(&self) -> Kind;
     /// What the stage shows as its expression in the stats.
     fn expr(&self) -> &str;
-    /// Takes one event into the state, pushing to `out` whatever that
-    /// completes. A rejection leaves the state as it was.
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected>;
 
-    /// The key an event's state is kept under: events with equal keys must
-    /// meet the same copy of the stage (what a partitioned run routes on).
-    fn key(&self, event: &Val) -> Result<Val, String>;
+    /// Worker side: evaluates what `event` brings and adds it to `into`
+    /// (from `line`, the `index`th line of its batch). On an error `into`
+    /// is left as it was.
+    fn extract(
+        &self,
+        event: &Val,
+        line: u64,
+        index: Option<u32>,
+        into: &mut Extracts,
+    ) -> Result<(), String>;
 
-    /// Called when no event has come for a while, with the time now (ms since
-    /// the epoch): a stage on arrival time may emit what has closed.
-    fn tick(&mut self, now: i64, out: &mut Vec<Event>);
+    /// Whether event times are arrival times (then the runtime moves the
+    /// watermark with the clock while input is idle).
+    fn arrival_time(&self) -> bool;
 
-    /// Called at the end of input: emits whatever the stage still holds.
+    /// How far behind the greatest event time the watermark stays.
+    fn lateness(&self) -> i64;
+
+    /// Owner side: takes one event into the state, pushing to `out`
+    /// whatever that completes. `watermark` is the runtime's before this
+    /// event (`None` before any). A rejection leaves the state as it was.
+    fn apply(
+        &mut self,
+        event: &Extract,
+        watermark: Option<i64>,
+        timers: &mut Timers,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Rejected>;
+
+    /// The watermark reached a time set in `timers`: emits what it closes.
+    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Vec<Event>);
+
+    /// End of input: emits whatever the stage still holds.
     fn finish(&mut self, out: &mut Vec<Event>);
 
     /// The state, to save with a checkpoint.
-    fn snapshot(&self) -> Result<Vec<u8>, StateError>;
+    fn snapshot(&self) -> serde_json::Value;
 
-    /// Takes back the state `snapshot` saved.
-    fn restore(&mut self, state: &[u8]) -> Result<(), StateError>;
+    /// Takes back the state `snapshot` saved, setting its timers again.
+    fn restore(&mut self, state: &serde_json::Value, timers: &mut Timers) -> Result<(), String>;
 
-    /// The stage's counters: totals since the start of the run, so the
-    /// executor keeps the greatest of each without knowing what they count.
+    /// The stage's counters now: totals since the start of the run, and
+    /// `keys` and `state_bytes` for what it holds.
     fn counters(&self) -> StateStats;
 
-    /// The stage's line in the text stats (after its name), from its counters
-    /// as the executor totalled them.
+    /// The stage's line in the text stats (after its name), from its counters.
     fn summary(&self, counters: &StateStats) -> String;
 
     /// What the stage has to say at the end of a run (unless `-q`), though
-    /// nothing failed, from its counters as the executor totalled them.
+    /// nothing failed, from its counters.
     fn notes(&self, counters: &StateStats) -> Vec<String>;
 }
 
-/// Why a stateful stage's state could not be saved or restored.
-#[derive(Debug)]
-pub enum StateError {
-    /// This kind of stage does not save its state: the plan refuses
-    /// `--checkpoint` with it.
-    Unsupported(Kind),
-    /// The saved state is not one this stage can take back.
-    Invalid(String),
+/// Event times at which a stateful stage wants to be told that the
+/// watermark reached them. The runtime holds them and fires each once, in
+/// order; setting a time already set is a no-op.
+#[derive(Default, Debug)]
+pub struct Timers {
+    due: std::collections::BTreeSet<i64>,
+}
+
+impl Timers {
+    pub fn set(&mut self, time: i64) {
+        self.due.insert(time);
+    }
+
+    /// Takes the earliest time set at or before `watermark`.
+    pub fn take_due(&mut self, watermark: i64) -> Option<i64> {
+        match self.due.first() {
+            Some(&t) if t <= watermark => self.due.pop_first(),
+            _ => None,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.due.clear();
+    }
 }
 
 /// One step of the chain, of either kind. The runtime drives both alike for
@@ -162,13 +208,6 @@ impl Step {
         }
     }
 
-    pub fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
-        match self {
-            Step::Stateless(stage) => stage.process(event, out),
-            Step::Stateful(stage) => stage.process(event, out),
-        }
-    }
-
     /// The stateful stage, if this step is one.
     pub fn stateful(&self) -> Option<&dyn StatefulStage> {
         match self {
@@ -197,9 +236,8 @@ impl From<Box<dyn StatefulStage>> for Step {
     }
 }
 
-/// Whether a chain holds state across events. Then it runs on one worker,
-/// which sees every event in input order and is told when input is idle and
-/// when it ends (until stateful stages are partitioned by key).
-pub fn holds_state(chain: &[Step]) -> bool {
-    chain.iter().any(|step| step.stateful().is_some())
+/// Where the chain's stateful stage stands, if it has one: the stages
+/// before it run on the workers, it and those after it on the state's owner.
+pub fn stateful_at(chain: &[Step]) -> Option<usize> {
+    chain.iter().position(|step| step.stateful().is_some())
 }

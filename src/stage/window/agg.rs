@@ -12,7 +12,10 @@
 //! values to one state would (panes merged in arrival order), so a sliding
 //! window can be built from panes.
 
+use crate::stage::extract::Input;
+use base64::Engine as _;
 use jaq_json::{Num, Rc, Val};
+use serde_json::{Value as Json, json};
 use sketches_ddsketch::{Config, DDSketch};
 use std::collections::HashSet;
 use std::fmt;
@@ -35,6 +38,12 @@ pub enum Func {
 }
 
 impl Func {
+    /// Whether the aggregate computes with numbers only (sum, avg,
+    /// percentiles): extracted values are then numbers, not JSON text.
+    pub fn takes_numbers(&self) -> bool {
+        matches!(self, Func::Sum | Func::Avg | Func::Percentile(_))
+    }
+
     /// The function's name as written in `--agg` (used in messages);
     /// percentiles other than the p50/p90/p95/p99 shorthands are `percentile`.
     pub fn name(&self) -> &'static str {
@@ -479,6 +488,141 @@ impl Acc {
         }
     }
 
+    /// Adds one extracted value (see `Func::takes_numbers`): numbers go
+    /// straight into sums and sketches, JSON text is read back into a value
+    /// for the aggregates that keep values.
+    pub fn add_input(&mut self, input: Input, time: i64, seq: u64) {
+        match (&mut self.state, input) {
+            (State::Total(total), Input::Int(i)) => total.add_int(i),
+            (State::Total(total), Input::Float(f)) => total.add_f64(f),
+            (State::Sketch(sketch), Input::Float(f)) => sketch.add(f),
+            (State::Sketch(sketch), Input::Int(i)) => sketch.add(i as f64),
+            (_, Input::Json(text)) => {
+                // Written by evq's writer from a value it checked.
+                if let Ok(v) = crate::json::parse(text) {
+                    let _ = self.add(&v, time, seq);
+                }
+            }
+            (_, Input::Int(i)) => {
+                let _ = self.add(&Val::Num(Num::Int(i as isize)), time, seq);
+            }
+            (_, Input::Float(f)) => {
+                let _ = self.add(&Val::Num(Num::Float(f)), time, seq);
+            }
+        }
+    }
+
+    /// The state as the checkpoint keeps it (JSON; see `load`).
+    pub fn save(&self) -> Json {
+        let text = |v: &Val| {
+            let mut out = Vec::new();
+            crate::json::write_compact(&mut out, v);
+            Json::String(String::from_utf8_lossy(&out).into_owned())
+        };
+        match &self.state {
+            State::Count(n) => json!(n),
+            State::Total(t) => json!({
+                "n": t.n,
+                "ints": t.ints.to_string(),
+                "floaty": t.floaty,
+                "partials": t.partials,
+                "special": t.special.to_string(),
+            }),
+            State::Extreme(v) => v.as_ref().map_or(Json::Null, text),
+            State::Stamped(v) => v
+                .as_ref()
+                .map_or(Json::Null, |(t, s, v)| json!([t, s, text(v)])),
+            State::Distinct(seen) => {
+                let mut keys: Vec<String> = seen
+                    .iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect();
+                keys.sort();
+                json!(keys)
+            }
+            State::Sketch(sketch) => match sketch.count() {
+                0 => Json::Null,
+                _ => Json::String(
+                    base64::engine::general_purpose::STANDARD.encode(sketch.to_java_bytes()),
+                ),
+            },
+            State::Collect(values, dropped) => json!({
+                "values": values.iter().map(|(seq, v)| json!([seq, text(v)])).collect::<Vec<_>>(),
+                "dropped": dropped,
+            }),
+        }
+    }
+
+    /// The state `save` wrote, for `func`; `None` when it is not one.
+    pub fn load(func: &Func, saved: &Json) -> Option<Acc> {
+        let value = |j: &Json| crate::json::parse(j.as_str()?.as_bytes()).ok();
+        let mut acc = Acc::new(func);
+        acc.state = match (&acc.state, saved) {
+            (State::Count(_), n) => State::Count(n.as_u64()?),
+            (State::Total(_), t) => State::Total(Total {
+                n: t["n"].as_u64()?,
+                ints: t["ints"].as_str()?.parse().ok()?,
+                floaty: t["floaty"].as_bool()?,
+                partials: t["partials"]
+                    .as_array()?
+                    .iter()
+                    .map(Json::as_f64)
+                    .collect::<Option<_>>()?,
+                special: t["special"].as_str()?.parse().ok()?,
+            }),
+            (State::Extreme(_), Json::Null) | (State::Stamped(_), Json::Null) => acc.state,
+            (State::Extreme(_), v) => State::Extreme(Some(value(v)?)),
+            (State::Stamped(_), v) => {
+                let [t, s, v] = v.as_array()?.as_slice() else {
+                    return None;
+                };
+                State::Stamped(Some((t.as_i64()?, s.as_u64()?, value(v)?)))
+            }
+            (State::Distinct(_), keys) => State::Distinct(
+                keys.as_array()?
+                    .iter()
+                    .map(|k| Some(k.as_str()?.as_bytes().into()))
+                    .collect::<Option<_>>()?,
+            ),
+            (State::Sketch(_), Json::Null) => acc.state,
+            (State::Sketch(_), bytes) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(bytes.as_str()?)
+                    .ok()?;
+                State::Sketch(Box::new(DDSketch::from_java_bytes(&bytes).ok()?))
+            }
+            (State::Collect(..), c) => State::Collect(
+                c["values"]
+                    .as_array()?
+                    .iter()
+                    .map(|sv| {
+                        let [seq, v] = sv.as_array()?.as_slice() else {
+                            return None;
+                        };
+                        Some((seq.as_u64()?, value(v)?))
+                    })
+                    .collect::<Option<_>>()?,
+                c["dropped"].as_bool()?,
+            ),
+        };
+        Some(acc)
+    }
+
+    /// An estimate of the memory this state holds beyond its own size.
+    pub fn heap_bytes(&self) -> usize {
+        // A value kept: its text's length is a fair measure of its tree.
+        let value = |v: &Val| 16 + v.to_string().len();
+        match &self.state {
+            State::Count(_) => 0,
+            State::Total(t) => t.partials.capacity() * 8,
+            State::Extreme(v) => v.as_ref().map_or(0, value),
+            State::Stamped(v) => v.as_ref().map_or(0, |(_, _, v)| value(v)),
+            State::Distinct(seen) => seen.iter().map(|k| k.len() + 24).sum::<usize>() + seen.capacity() * 8,
+            State::Sketch(sketch) => std::mem::size_of::<DDSketch>() + sketch.length() * 8 + 64,
+            State::Collect(values, _) => values.iter().map(|(_, v)| 8 + value(v)).sum(),
+        }
+    }
+
     /// Whether values were dropped: `collect` was given more than its LIMIT.
     pub fn truncated(&self) -> bool {
         matches!(self.state, State::Collect(_, true))
@@ -562,6 +706,18 @@ impl Total {
         }
         self.n += 1;
         Some(())
+    }
+
+    fn add_int(&mut self, i: i64) {
+        self.ints += i as i128;
+        self.n += 1;
+    }
+
+    /// A number that is not a machine integer, as its f64.
+    fn add_f64(&mut self, x: f64) {
+        self.floaty = true;
+        self.add_float(x);
+        self.n += 1;
     }
 
     fn add_float(&mut self, x: f64) {

@@ -1,22 +1,28 @@
 //! `--window` / `--agg`: aggregates per key over windows of event time
 //! (tumbling, sliding, session), or per key over the whole input (group-by).
+//! This file says what a window does with an event; how events reach it
+//! (extracted on the workers, applied in input order, watermark, timers,
+//! checkpoint) is the runtime's (`runtime::state`).
 //!
 //! State is kept per pane and key: a pane is the largest span every window
 //! is made of (the window size for tumbling windows, gcd(size, slide) for
 //! sliding ones), so a sliding window merges its panes instead of holding a
-//! copy of every event. The watermark is the greatest event time seen minus
-//! the lateness; windows whose end it has passed are emitted, in order of
-//! end, then start, then key, and their state is released. An event whose
-//! first window was already emitted is late: rejected, never merged.
+//! copy of every event. Keys are held as their JSON text in hash maps; what
+//! is emitted is sorted (window end, then start, then key as jq orders
+//! values). When the watermark passes a window's end (a timer), the window
+//! is emitted and its state released. An event whose first window was
+//! already emitted is late: rejected, never merged.
 
 pub mod agg;
 pub mod time;
 
-use super::{Event, Kind, Rejected, StateError, StateStats, StatefulStage};
+use super::extract::{Extract, Extracts};
+use super::{Event, Kind, Rejected, StateStats, StatefulStage, Timers};
 use crate::jq::Program;
 use agg::{Acc, AggSpec};
 use jaq_json::{Map, Val};
-use std::collections::BTreeMap;
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, HashMap};
 use time::{WindowSpec, format_time};
 
 /// Everything a window stage is built from.
@@ -34,25 +40,29 @@ pub struct WindowConfig {
 /// One key's aggregates in one pane or session.
 type Accs = Vec<Acc>;
 
+/// State by key: the key's JSON text (see `stage::extract`).
+type Keyed<T> = HashMap<Box<[u8]>, T, foldhash::fast::FixedState>;
+
 pub struct WindowStage {
     name: String,
     expr: String,
     config: WindowConfig,
     /// Arrival order, for first/last ties.
     seq: u64,
-    /// Greatest event time seen.
-    max_time: Option<i64>,
     /// Tumbling and sliding: pane start -> key -> aggregates.
-    panes: BTreeMap<i64, BTreeMap<Val, Accs>>,
+    panes: BTreeMap<i64, Keyed<Accs>>,
     /// The start of the next window to emit (tumbling and sliding).
     next_window: Option<i64>,
     /// Session windows: key -> its open sessions.
-    sessions: BTreeMap<Val, Vec<Session>>,
+    sessions: Keyed<Vec<Session>>,
     /// Group-by: key -> aggregates.
-    groups: BTreeMap<Val, Accs>,
+    groups: Keyed<Accs>,
     counters: Counters,
     /// (pane or session) × key states open now.
     open: u64,
+    /// The runtime's event time, for unit tests that drive the stage alone.
+    #[cfg(test)]
+    test_clock: (Option<i64>, Timers),
 }
 
 /// What the stage counts, since the start of the run.
@@ -79,13 +89,6 @@ struct Session {
     accs: Accs,
 }
 
-/// What one event brings: its key, time, and each aggregate's values.
-struct Contribution {
-    key: Val,
-    time: i64,
-    values: Vec<Vec<Val>>,
-}
-
 impl WindowStage {
     pub fn new(name: String, expr: String, config: WindowConfig) -> WindowStage {
         WindowStage {
@@ -93,72 +96,32 @@ impl WindowStage {
             expr,
             config,
             seq: 0,
-            max_time: None,
             panes: BTreeMap::new(),
             next_window: None,
-            sessions: BTreeMap::new(),
-            groups: BTreeMap::new(),
+            sessions: Keyed::default(),
+            groups: Keyed::default(),
             counters: Counters::default(),
             open: 0,
+            #[cfg(test)]
+            test_clock: (None, Timers::default()),
         }
     }
 
     fn new_accs(&self) -> Accs {
-        self.config
-            .aggs
-            .iter()
-            .map(|(spec, _)| Acc::new(&spec.func))
-            .collect()
+        new_accs(&self.config)
     }
 
-    /// Evaluates key, time and aggregate expressions; nothing is changed yet,
-    /// so a failing event leaves no trace in any window.
-    fn contribution(&self, event: &Val) -> Result<Contribution, String> {
-        let key = self.key(event)?;
-        let time = match &self.config.time {
-            Some(program) => {
-                let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
-                time::event_time(&v).map_err(|e| format!("--time: {e}"))?
-            }
-            None => time::now(),
-        };
-        let mut values = Vec::with_capacity(self.config.aggs.len());
-        for (spec, program) in &self.config.aggs {
-            let mut vs = Vec::new();
-            if let Some(program) = program {
-                program
-                    .run(event.clone(), |v| {
-                        if !matches!(v, Val::Null) {
-                            vs.push(v);
-                        }
-                        true
-                    })
-                    .map_err(|e| format!("--agg {}: {e}", spec.name))?;
-            }
-            values.push(vs);
+    /// The `--key` values: one, or an array of them; null without `--key`.
+    fn key(&self, event: &Val) -> Result<Val, String> {
+        let mut keys = Vec::with_capacity(self.config.keys.len());
+        for (i, program) in self.config.keys.iter().enumerate() {
+            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
         }
-        // Check the values against their aggregates before any state changes.
-        for ((spec, _), vs) in self.config.aggs.iter().zip(&values) {
-            for v in vs {
-                Acc::check(&spec.func, v).map_err(|e| format!("--agg {}: {e}", spec.name))?;
-            }
-        }
-        Ok(Contribution { key, time, values })
-    }
-
-    fn add_to(accs: &mut Accs, c: &Contribution, seq: u64) {
-        for (acc, vs) in accs.iter_mut().zip(&c.values) {
-            acc.add_event();
-            for v in vs {
-                // Checked in `contribution`.
-                let _ = acc.add(v, c.time, seq);
-            }
-        }
-    }
-
-    fn watermark(&self) -> Option<i64> {
-        self.max_time
-            .map(|t| t.saturating_sub(self.config.lateness))
+        Ok(match keys.len() {
+            0 => Val::Null,
+            1 => keys.pop().expect("one key"),
+            _ => Val::Arr(keys.into()),
+        })
     }
 
     /// Tumbling and sliding: (size, slide, pane).
@@ -170,8 +133,8 @@ impl WindowStage {
         }
     }
 
-    fn is_late(&self, t: i64) -> Option<String> {
-        let watermark = self.watermark()?;
+    fn is_late(&self, t: i64, watermark: Option<i64>) -> Option<String> {
+        let watermark = watermark?;
         let end = match self.config.spec? {
             WindowSpec::Session { gap } => t.saturating_add(gap),
             _ => {
@@ -189,31 +152,54 @@ impl WindowStage {
         })
     }
 
-    fn insert(&mut self, c: Contribution) {
+    /// Adds an event's values to one key's aggregates.
+    fn add_to(accs: &mut Accs, e: &Extract, seq: u64) {
+        for acc in accs.iter_mut() {
+            acc.add_event();
+        }
+        for (agg, input) in e.values() {
+            accs[agg].add_input(input, e.time, seq);
+        }
+    }
+
+    /// The state of `key` in `map`, made if new (counted as open).
+    fn entry<'m, T>(
+        map: &'m mut Keyed<T>,
+        key: &[u8],
+        open: &mut u64,
+        new: impl FnOnce() -> T,
+    ) -> &'m mut T {
+        if !map.contains_key(key) {
+            map.insert(key.into(), new());
+            *open += 1;
+        }
+        map.get_mut(key).expect("inserted")
+    }
+
+    fn insert(&mut self, e: &Extract, timers: &mut Timers) {
         self.seq += 1;
         let seq = self.seq;
         match self.config.spec {
             None => {
-                if !self.groups.contains_key(&c.key) {
-                    let accs = self.new_accs();
-                    self.groups.insert(c.key.clone(), accs);
-                    self.open += 1;
-                }
-                Self::add_to(self.groups.get_mut(&c.key).expect("inserted"), &c, seq);
+                let config = &self.config;
+                let accs = Self::entry(&mut self.groups, e.key, &mut self.open, || {
+                    new_accs(config)
+                });
+                Self::add_to(accs, e, seq);
             }
             Some(WindowSpec::Session { gap }) => {
                 let fresh = self.new_accs();
-                let sessions = self.sessions.entry(c.key.clone()).or_default();
+                let sessions = self.sessions.entry(e.key.into()).or_default();
                 // Every session this event touches merges with it into one.
                 let mut merged = Session {
-                    start: c.time,
-                    last: c.time,
+                    start: e.time,
+                    last: e.time,
                     accs: fresh,
                 };
                 let mut kept = Vec::with_capacity(sessions.len());
                 let mut absorbed = 0;
                 for s in sessions.drain(..) {
-                    if c.time <= s.last.saturating_add(gap) && s.start <= c.time.saturating_add(gap)
+                    if e.time <= s.last.saturating_add(gap) && s.start <= e.time.saturating_add(gap)
                     {
                         merged.start = merged.start.min(s.start);
                         merged.last = merged.last.max(s.last);
@@ -225,57 +211,62 @@ impl WindowStage {
                         kept.push(s);
                     }
                 }
-                Self::add_to(&mut merged.accs, &c, seq);
+                Self::add_to(&mut merged.accs, e, seq);
+                timers.set(merged.last.saturating_add(gap));
                 kept.push(merged);
+                kept.sort_by_key(|s| s.start);
                 *sessions = kept;
                 self.open = self.open + 1 - absorbed;
             }
             Some(_) => {
                 let (size, slide, pane) = self.grid().expect("tumbling or sliding");
-                let pane_start = time::align(c.time, pane);
-                let fresh = self.new_accs();
+                let pane_start = time::align(e.time, pane);
+                let config = &self.config;
                 let keys = self.panes.entry(pane_start).or_default();
-                if !keys.contains_key(&c.key) {
-                    keys.insert(c.key.clone(), fresh);
-                    self.open += 1;
-                }
-                Self::add_to(keys.get_mut(&c.key).expect("inserted"), &c, seq);
-                let first = time::first_window(c.time, size, slide);
+                let accs = Self::entry(keys, e.key, &mut self.open, || new_accs(config));
+                Self::add_to(accs, e, seq);
+                let first = time::first_window(e.time, size, slide);
                 if self.next_window.is_none_or(|next| first < next) {
                     self.next_window = Some(first);
+                    timers.set(first + size);
                 }
             }
         }
         self.counters.windows_open = self.counters.windows_open.max(self.open);
     }
 
-    /// Emits every window whose end is at most `watermark` (all of them for `None`).
-    fn emit(&mut self, watermark: Option<i64>, out: &mut Vec<Event>) {
+    /// Emits every window whose end is at most `watermark` (all of them for
+    /// `None`), setting a timer for the next one.
+    fn emit(&mut self, watermark: Option<i64>, timers: &mut Timers, out: &mut Vec<Event>) {
         let closed = |end: i64| watermark.is_none_or(|w| end <= w);
         match self.config.spec {
             None => {
                 if watermark.is_none() {
-                    for (key, accs) in std::mem::take(&mut self.groups) {
+                    let groups = std::mem::take(&mut self.groups);
+                    self.open = 0;
+                    for (key, accs) in sorted(groups) {
                         self.result(None, &key, &accs, out);
                     }
-                    self.open = 0;
                 }
             }
             Some(WindowSpec::Session { gap }) => {
-                let mut ready: Vec<(i64, i64, Val, Session)> = Vec::new();
+                let mut ready: Vec<(i64, i64, Val, Box<[u8]>, Session)> = Vec::new();
                 for (key, sessions) in self.sessions.iter_mut() {
+                    if !sessions.iter().any(|s| closed(s.last.saturating_add(gap))) {
+                        continue;
+                    }
                     let (done, open): (Vec<Session>, Vec<Session>) = sessions
                         .drain(..)
                         .partition(|s| closed(s.last.saturating_add(gap)));
                     *sessions = open;
-                    ready.extend(
-                        done.into_iter()
-                            .map(|s| (s.last.saturating_add(gap), s.start, key.clone(), s)),
-                    );
+                    let value = key_value(key);
+                    ready.extend(done.into_iter().map(|s| {
+                        (s.last.saturating_add(gap), s.start, value.clone(), key.clone(), s)
+                    }));
                 }
                 self.sessions.retain(|_, s| !s.is_empty());
-                ready.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-                for (end, start, key, s) in ready {
+                ready.sort_by(|a, b| (a.0, a.1, &a.2, &a.3).cmp(&(b.0, b.1, &b.2, &b.3)));
+                for (end, start, key, _, s) in ready {
                     self.open -= 1;
                     self.result(Some((start, end)), &key, &s.accs, out);
                 }
@@ -292,22 +283,23 @@ impl WindowStage {
                         // uses, so its state is emitted as it is.
                         if let Some(keys) = self.panes.remove(&start) {
                             self.open -= keys.len() as u64;
-                            for (key, accs) in &keys {
-                                self.result(Some((start, end)), key, accs, out);
+                            for (key, accs) in sorted(keys) {
+                                self.result(Some((start, end)), &key, &accs, out);
                             }
                         }
                     } else {
                         // Sliding: merge this window's panes per key.
-                        let mut merged: BTreeMap<Val, Accs> = BTreeMap::new();
+                        let mut merged: Keyed<Accs> = Keyed::default();
                         for keys in self.panes.range(start..end).map(|(_, keys)| keys) {
                             for (key, accs) in keys {
-                                let into =
-                                    merged.entry(key.clone()).or_insert_with(|| self.new_accs());
+                                let into = merged
+                                    .entry(key.clone())
+                                    .or_insert_with(|| new_accs(&self.config));
                                 into.iter_mut().zip(accs).for_each(|(i, a)| i.merge(a));
                             }
                         }
-                        for (key, accs) in &merged {
-                            self.result(Some((start, end)), key, accs, out);
+                        for (key, accs) in sorted(merged) {
+                            self.result(Some((start, end)), &key, &accs, out);
                         }
                     }
                     // Panes no later window uses are released.
@@ -323,6 +315,9 @@ impl WindowStage {
                         .panes
                         .first_key_value()
                         .map(|(&p, _)| next.max(time::first_window(p, size, slide)));
+                }
+                if let Some(next) = self.next_window {
+                    timers.set(next + size);
                 }
             }
         }
@@ -356,6 +351,72 @@ impl WindowStage {
             changed: true,
         });
     }
+
+    /// Distinct keys held, and an estimate of the bytes the state holds.
+    fn held(&self) -> (u64, u64) {
+        let accs_bytes = |accs: &Accs| {
+            (accs.capacity() * std::mem::size_of::<Acc>()
+                + accs.iter().map(Acc::heap_bytes).sum::<usize>()) as u64
+        };
+        // A hash map entry: the boxed key, its text, the value, and the
+        // table's own word of control bytes and spare room (about 1/8).
+        let entry = |key: &[u8], value: usize| (key.len() + 16 + value + value / 8 + 8) as u64;
+        let mut bytes = 0;
+        let mut keys = 0;
+        for (key, accs) in &self.groups {
+            bytes += entry(key, 24) + accs_bytes(accs);
+            keys += 1;
+        }
+        for (key, sessions) in &self.sessions {
+            bytes += entry(key, 24);
+            bytes += sessions
+                .iter()
+                .map(|s| std::mem::size_of::<Session>() as u64 + accs_bytes(&s.accs))
+                .sum::<u64>();
+            keys += 1;
+        }
+        if self.panes.len() == 1 {
+            keys += self.panes.values().map(|k| k.len() as u64).sum::<u64>();
+        } else if !self.panes.is_empty() {
+            let mut distinct: std::collections::HashSet<&[u8], foldhash::fast::FixedState> =
+                Default::default();
+            for keys in self.panes.values() {
+                distinct.extend(keys.keys().map(|k| &k[..]));
+            }
+            keys += distinct.len() as u64;
+        }
+        for pane in self.panes.values() {
+            bytes += 64;
+            for (key, accs) in pane {
+                bytes += entry(key, 24) + accs_bytes(accs);
+            }
+        }
+        (keys, bytes)
+    }
+}
+
+/// A key's JSON text read back as the value it was written from.
+fn key_value(key: &[u8]) -> Val {
+    crate::json::parse(key).unwrap_or(Val::Null)
+}
+
+/// The states of `map` as (key value, state), in jq's order of the keys
+/// (texts that read back as equal values, as `1` and `1.0`, by their text).
+fn sorted<T>(map: Keyed<T>) -> Vec<(Val, T)> {
+    let mut items: Vec<(Val, Box<[u8]>, T)> = map
+        .into_iter()
+        .map(|(key, state)| (key_value(&key), key, state))
+        .collect();
+    items.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    items.into_iter().map(|(v, _, s)| (v, s)).collect()
+}
+
+fn new_accs(config: &WindowConfig) -> Accs {
+    config
+        .aggs
+        .iter()
+        .map(|(spec, _)| Acc::new(&spec.func))
+        .collect()
 }
 
 impl StatefulStage for WindowStage {
@@ -373,56 +434,201 @@ impl StatefulStage for WindowStage {
         &self.expr
     }
 
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
-        let c = self.contribution(&event.value).map_err(Rejected::Failed)?;
-        if let Some(why) = self.is_late(c.time) {
+    /// Key, time and each aggregate's values, checked against their
+    /// aggregates, so a failing event leaves no trace in any window.
+    fn extract(
+        &self,
+        event: &Val,
+        line: u64,
+        index: Option<u32>,
+        into: &mut Extracts,
+    ) -> Result<(), String> {
+        let key = self.key(event)?;
+        let time = match &self.config.time {
+            Some(program) => {
+                let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
+                time::event_time(&v).map_err(|e| format!("--time: {e}"))?
+            }
+            None => time::now(),
+        };
+        let mark = into.start();
+        into.write_key(&key);
+        let key_end = into.key_buffer().len();
+        for (agg, (spec, program)) in self.config.aggs.iter().enumerate() {
+            let Some(program) = program else { continue };
+            let mut failed = None;
+            let result = program.run(event.clone(), |v| {
+                if matches!(v, Val::Null) {
+                    return true;
+                }
+                if let Err(e) = Acc::check(&spec.func, &v) {
+                    failed = Some(e);
+                    return false;
+                }
+                match (&v, spec.func.takes_numbers()) {
+                    (Val::Num(n), true) => {
+                        if into.push_number(agg, n).is_none() {
+                            failed = Some(format!("{}: {v} is not a number", spec.func.name()));
+                            return false;
+                        }
+                    }
+                    _ => into.push_json(agg, |out| crate::json::write_compact(out, &v)),
+                }
+                true
+            });
+            let error = match (result, failed) {
+                (Err(e), _) => Some(e),
+                (Ok(()), failed) => failed,
+            };
+            if let Some(e) = error {
+                into.abandon(mark);
+                return Err(format!("--agg {}: {e}", spec.name));
+            }
+        }
+        into.finish(mark, key_end, line, index, time);
+        Ok(())
+    }
+
+    fn arrival_time(&self) -> bool {
+        self.config.time.is_none() && self.config.spec.is_some()
+    }
+
+    fn lateness(&self) -> i64 {
+        self.config.lateness
+    }
+
+    fn apply(
+        &mut self,
+        event: &Extract,
+        watermark: Option<i64>,
+        timers: &mut Timers,
+        _out: &mut Vec<Event>,
+    ) -> Result<(), Rejected> {
+        if let Some(why) = self.is_late(event.time, watermark) {
             self.counters.events_late += 1;
             return Err(Rejected::Late(why));
         }
         self.counters.events_aggregated += 1;
-        let t = c.time;
-        self.insert(c);
-        self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
-        if self.config.spec.is_some() {
-            self.emit(self.watermark(), out);
-        }
+        self.insert(event, timers);
         Ok(())
     }
 
-    fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
-        // On arrival time the clock moves the watermark even with no events.
-        if self.config.time.is_none() && self.config.spec.is_some() && self.max_time.is_some() {
-            self.max_time = Some(self.max_time.map_or(now, |m| m.max(now)));
-            self.emit(self.watermark(), out);
+    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Vec<Event>) {
+        if self.config.spec.is_some() {
+            self.emit(Some(watermark), timers, out);
         }
-    }
-
-    /// The `--key` values: one, or an array of them; null without `--key`.
-    fn key(&self, event: &Val) -> Result<Val, String> {
-        let mut keys = Vec::with_capacity(self.config.keys.len());
-        for (i, program) in self.config.keys.iter().enumerate() {
-            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
-        }
-        Ok(match keys.len() {
-            0 => Val::Null,
-            1 => keys.pop().expect("one key"),
-            _ => Val::Arr(keys.into()),
-        })
     }
 
     fn finish(&mut self, out: &mut Vec<Event>) {
-        self.emit(None, out);
+        self.emit(None, &mut Timers::default(), out);
     }
 
-    /// Not supported yet: open windows are not saved, and the plan refuses
-    /// `--checkpoint` with `--window` or `--agg`.
-    fn snapshot(&self) -> Result<Vec<u8>, StateError> {
-        Err(StateError::Unsupported(self.kind()))
+    /// Keys as their text, aggregates as `Acc::save` writes them.
+    fn snapshot(&self) -> Json {
+        let accs = |accs: &Accs| Json::Array(accs.iter().map(Acc::save).collect());
+        let key = |k: &[u8]| Json::String(String::from_utf8_lossy(k).into_owned());
+        let keyed = |map: &Keyed<Accs>| {
+            let mut items: Vec<_> = map.iter().collect();
+            items.sort_by(|a, b| a.0.cmp(b.0));
+            Json::Array(items.iter().map(|(k, a)| json!([key(k), accs(a)])).collect())
+        };
+        let mut sessions: Vec<_> = self.sessions.iter().collect();
+        sessions.sort_by(|a, b| a.0.cmp(b.0));
+        let c = &self.counters;
+        json!({
+            "seq": self.seq,
+            "next_window": self.next_window,
+            "open": self.open,
+            "panes": self.panes.iter().map(|(start, keys)| json!([start, keyed(keys)])).collect::<Vec<_>>(),
+            "sessions": sessions.iter().map(|(k, ss)| json!([key(k), ss.iter().map(|s| json!([s.start, s.last, accs(&s.accs)])).collect::<Vec<_>>()])).collect::<Vec<_>>(),
+            "groups": keyed(&self.groups),
+            "counters": {
+                "events_aggregated": c.events_aggregated,
+                "events_late": c.events_late,
+                "windows_open": c.windows_open,
+                "windows_emitted": c.windows_emitted,
+                "collect_truncated": c.collect_truncated,
+                "truncated_by_agg": c.truncated_by_agg,
+            },
+        })
     }
 
-    /// Not supported yet, as `snapshot`.
-    fn restore(&mut self, _state: &[u8]) -> Result<(), StateError> {
-        Err(StateError::Unsupported(self.kind()))
+    fn restore(&mut self, state: &Json, timers: &mut Timers) -> Result<(), String> {
+        let bad = |what: &str| format!("its {what} is not one this window stage saves");
+        let funcs: Vec<agg::Func> = self.config.aggs.iter().map(|(s, _)| s.func.clone()).collect();
+        let accs = |j: &Json| -> Option<Accs> {
+            let saved = j.as_array()?;
+            if saved.len() != funcs.len() {
+                return None;
+            }
+            funcs.iter().zip(saved).map(|(f, s)| Acc::load(f, s)).collect()
+        };
+        let keyed = |j: &Json| -> Option<Keyed<Accs>> {
+            j.as_array()?
+                .iter()
+                .map(|item| {
+                    let [k, a] = item.as_array()?.as_slice() else {
+                        return None;
+                    };
+                    Some((k.as_str()?.as_bytes().into(), accs(a)?))
+                })
+                .collect()
+        };
+        self.seq = state["seq"].as_u64().ok_or_else(|| bad("seq"))?;
+        self.next_window = state["next_window"].as_i64();
+        self.open = state["open"].as_u64().ok_or_else(|| bad("open"))?;
+        self.panes = state["panes"]
+            .as_array()
+            .ok_or_else(|| bad("panes"))?
+            .iter()
+            .map(|p| Some((p.get(0)?.as_i64()?, keyed(p.get(1)?)?)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("panes"))?;
+        self.sessions = state["sessions"]
+            .as_array()
+            .ok_or_else(|| bad("sessions"))?
+            .iter()
+            .map(|item| {
+                let sessions = item
+                    .get(1)?
+                    .as_array()?
+                    .iter()
+                    .map(|s| {
+                        Some(Session {
+                            start: s.get(0)?.as_i64()?,
+                            last: s.get(1)?.as_i64()?,
+                            accs: accs(s.get(2)?)?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some((item.get(0)?.as_str()?.as_bytes().into(), sessions))
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("sessions"))?;
+        self.groups = keyed(&state["groups"]).ok_or_else(|| bad("groups"))?;
+        let c = &state["counters"];
+        let n = |name: &str| c[name].as_u64().ok_or_else(|| bad(name));
+        self.counters = Counters {
+            events_aggregated: n("events_aggregated")?,
+            events_late: n("events_late")?,
+            windows_open: n("windows_open")?,
+            windows_emitted: n("windows_emitted")?,
+            collect_truncated: n("collect_truncated")?,
+            truncated_by_agg: c["truncated_by_agg"]
+                .as_array()
+                .and_then(|a| a.iter().map(Json::as_u64).collect())
+                .ok_or_else(|| bad("counters"))?,
+        };
+        // The timers of what is open.
+        if let (Some(next), Some((size, _, _))) = (self.next_window, self.grid()) {
+            timers.set(next + size);
+        }
+        if let Some(WindowSpec::Session { gap }) = self.config.spec {
+            for s in self.sessions.values().flatten() {
+                timers.set(s.last.saturating_add(gap));
+            }
+        }
+        Ok(())
     }
 
     /// Its events_in are events_aggregated + events_late + events_failed,
@@ -430,6 +636,7 @@ impl StatefulStage for WindowStage {
     /// `collect`s per `--agg` (for the notes).
     fn counters(&self) -> StateStats {
         let c = &self.counters;
+        let (keys, state_bytes) = self.held();
         StateStats {
             counters: vec![
                 ("events_aggregated", c.events_aggregated),
@@ -437,12 +644,13 @@ impl StatefulStage for WindowStage {
                 ("windows_open", c.windows_open),
                 ("windows_emitted", c.windows_emitted),
                 ("collect_truncated", c.collect_truncated),
+                ("keys", keys),
+                ("state_bytes", state_bytes),
             ],
             details: c.truncated_by_agg.clone(),
             summary: String::new(),
         }
     }
-
     fn summary(&self, c: &StateStats) -> String {
         let mut summary = format!(
             "{} aggregated, {} late, {} results emitted, at most {} windows open",
@@ -524,6 +732,31 @@ fn gcd(a: i64, b: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::jq::Globals;
+
+    impl WindowStage {
+        /// What the runtime does with one event: extract, apply with the
+        /// watermark, fire the timers it reached.
+        fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
+            let mut extracts = Extracts::default();
+            self.extract(&event.value, 1, None, &mut extracts)?;
+            let e = extracts.iter().next().expect("one extraction");
+            let watermark = self.test_clock.0.map(|t| t - self.config.lateness);
+            let mut timers = std::mem::take(&mut self.test_clock.1);
+            self.apply(&e, watermark, &mut timers, out)?;
+            let max = self.test_clock.0.map_or(e.time, |m| m.max(e.time));
+            self.test_clock.0 = Some(max);
+            let watermark = max - self.config.lateness;
+            let mut due = false;
+            while timers.take_due(watermark).is_some() {
+                due = true;
+            }
+            if due {
+                self.fire(watermark, &mut timers, out);
+            }
+            self.test_clock.1 = timers;
+            Ok(())
+        }
+    }
 
     /// A window stage over events `{"t": seconds, "k": key, "v": value}`.
     fn stage(spec: Option<&str>, lateness: i64, aggs: &[&str]) -> WindowStage {

@@ -163,11 +163,26 @@ pub fn event_time(v: &Val) -> Result<i64, String> {
     }
 }
 
+/// What [`event_time`] makes of a value given as its JSON text (as direct
+/// evaluation reads it) and kind: `None` where it would fail, or for a
+/// string with escapes (then jaq's value gives the answer and the message).
+pub fn time_of_text(text: &[u8], kind: crate::json::Kind) -> Option<i64> {
+    use crate::json::Kind;
+    let text = std::str::from_utf8(text).ok()?;
+    match kind {
+        Kind::Int | Kind::Dec => text_time(text).ok(),
+        Kind::Str => {
+            let ts: Timestamp = text[1..text.len() - 1].parse().ok()?;
+            Some(ts.as_nanosecond().div_euclid(1_000_000) as i64)
+        }
+        _ => None,
+    }
+}
+
 /// Milliseconds of a numeric event time, else why not. Every kind of number
 /// goes through its decimal text, so 1762071303.12 gives exactly
 /// 1762071303120 ms, which flooring the nearest `f64` times 1000 need not.
 fn number_time(n: &Num) -> Result<i64, &'static str> {
-    let out_of_range = "is out of range (years -9999 to 9999)";
     let text = match n {
         Num::Float(x) if !x.is_finite() => return Err("is not a finite number"),
         // The shortest text that reads back as `x`: for a float parsed
@@ -175,8 +190,14 @@ fn number_time(n: &Num) -> Result<i64, &'static str> {
         Num::Float(x) => format!("{x:e}"),
         other => other.to_string(),
     };
+    text_time(&text)
+}
+
+/// Milliseconds of a number's decimal text, else why not.
+fn text_time(text: &str) -> Result<i64, &'static str> {
+    let out_of_range = "is out of range (years -9999 to 9999)";
     // Only a hand-made `Num::Dec` can fail here; parsed JSON numbers can't.
-    let d = Decimal::parse(&text).ok_or("is not a number")?;
+    let d = Decimal::parse(text).ok_or("is not a number")?;
     // Digits before the point, which decide the unit.
     let magnitude = d.digits.len() as i64 + d.exp;
     let scale = match magnitude {
