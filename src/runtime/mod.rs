@@ -347,14 +347,9 @@ impl Collector {
         let owner = crate::stage::stateful_at(&steps).and_then(|_| {
             let abort = plan.on_error == OnError::Abort;
             let pool = Arc::new(source::Pool::default());
-            Owner::new(Worker::new(
-                steps,
-                plan.formatter.clone(),
-                abort,
-                None,
-                None,
-                pool,
-            ))
+            let lines = plan.formatter.plain();
+            let worker = Worker::new(steps, plan.formatter.clone(), abort, None, None, pool);
+            Owner::new(worker, lines)
         });
         Collector {
             stats,

@@ -23,7 +23,7 @@
 use super::worker::{Failure, Processed, Worker};
 use crate::report::stats::StateStats;
 use crate::source::Pool;
-use crate::stage::{Event, Rejected, StatefulStage, Timers};
+use crate::stage::{Emitted, Rejected, StatefulStage, Timers};
 use serde_json::{Value as Json, json};
 
 /// The owner of a chain's state: the chain (compiled on this thread), where
@@ -36,15 +36,18 @@ pub struct Owner {
     lateness: i64,
     arrival_time: bool,
     timers: Timers,
-    scratch: Vec<Event>,
+    scratch: Emitted,
 }
 
 impl Owner {
-    /// The owner of `worker`'s stateful stage; `None` for a chain without one.
-    pub fn new(worker: Worker) -> Option<Owner> {
+    /// The owner of `worker`'s stateful stage; `None` for a chain without
+    /// one. With `lines`, results the stage emits are written as compact
+    /// JSON lines (say so when the stage is last and that is the format).
+    pub fn new(worker: Worker, lines: bool) -> Option<Owner> {
         let at = worker.keyed_at()?;
         let stage = worker.steps()[at].stateful().expect("a stateful stage");
         let (lateness, arrival_time) = (stage.lateness(), stage.arrival_time());
+        let worker_len = worker.steps().len();
         Some(Owner {
             worker,
             at,
@@ -52,7 +55,10 @@ impl Owner {
             lateness,
             arrival_time,
             timers: Timers::default(),
-            scratch: Vec::new(),
+            scratch: Emitted {
+                lines: (lines && at + 1 == worker_len).then(Vec::new),
+                ..Default::default()
+            },
         })
     }
 
@@ -142,7 +148,7 @@ impl Owner {
     }
 
     /// Fires the timers the watermark has reached, once for all of them.
-    fn fire_due(&mut self, out: &mut Vec<Event>) {
+    fn fire_due(&mut self, out: &mut Emitted) {
         let Some(watermark) = self.watermark() else {
             return;
         };
@@ -161,13 +167,19 @@ impl Owner {
     }
 
     /// Runs what the stage emitted (while input line `at` was applied;
-    /// 0: none) through the stages after it.
-    fn emit(&mut self, out: &mut Vec<Event>, at: u64, p: &mut Processed) {
+    /// 0: none) through the stages after it, or writes its lines.
+    fn emit(&mut self, out: &mut Emitted, at: u64, p: &mut Processed) {
         if out.is_empty() {
             return;
         }
-        p.stages[self.at].events_out += out.len() as u64;
-        self.worker.run_from(self.at + 1, out, at, p);
+        p.stages[self.at].events_out += out.len() as u64 + out.written;
+        if let Some(lines) = &mut out.lines {
+            p.out.extend_from_slice(lines);
+            lines.clear();
+            p.events_emitted += out.written;
+            out.written = 0;
+        }
+        self.worker.run_from(self.at + 1, &mut out.events, at, p);
     }
 
     /// Input is idle: on arrival time the clock moves the watermark.

@@ -126,14 +126,14 @@ pub trait StatefulStage {
         event: &Extract,
         watermark: Option<i64>,
         timers: &mut Timers,
-        out: &mut Vec<Event>,
+        out: &mut Emitted,
     ) -> Result<(), Rejected>;
 
     /// The watermark reached a time set in `timers`: emits what it closes.
-    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Vec<Event>);
+    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Emitted);
 
     /// End of input: emits whatever the stage still holds.
-    fn finish(&mut self, out: &mut Vec<Event>);
+    fn finish(&mut self, out: &mut Emitted);
 
     /// The state, to save with a checkpoint.
     fn snapshot(&self) -> serde_json::Value;
@@ -151,6 +151,32 @@ pub trait StatefulStage {
     /// What the stage has to say at the end of a run (unless `-q`), though
     /// nothing failed, from its counters.
     fn notes(&self, counters: &StateStats) -> Vec<String>;
+}
+
+/// What a stateful stage emits: events, or, when nothing after it needs
+/// them as values and they are printed as compact JSON lines, those lines
+/// written straight away (`lines`), which spares building each result.
+#[derive(Default)]
+pub struct Emitted {
+    pub events: Vec<Event>,
+    /// `Some`: write each result here as one JSON line instead.
+    pub lines: Option<Vec<u8>>,
+    /// Results written to `lines`.
+    pub written: u64,
+}
+
+impl Emitted {
+    pub fn push(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.written == 0
+    }
 }
 
 /// Event times at which a stateful stage wants to be told that the

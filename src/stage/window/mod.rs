@@ -17,7 +17,7 @@ pub mod agg;
 pub mod time;
 
 use super::extract::{Extract, Extracts};
-use super::{Event, Kind, Rejected, StateStats, StatefulStage, Timers};
+use super::{Emitted, Event, Kind, Rejected, StateStats, StatefulStage, Timers};
 use crate::jq::Program;
 use agg::{Acc, AggSpec};
 use jaq_json::{Map, Val};
@@ -60,6 +60,8 @@ pub struct WindowStage {
     counters: Counters,
     /// (pane or session) × key states open now.
     open: u64,
+    /// The start of a result line for the window last written: its times.
+    times: Option<((i64, i64), String)>,
     /// The runtime's event time, for unit tests that drive the stage alone.
     #[cfg(test)]
     test_clock: (Option<i64>, Timers),
@@ -102,6 +104,7 @@ impl WindowStage {
             groups: Keyed::default(),
             counters: Counters::default(),
             open: 0,
+            times: None,
             #[cfg(test)]
             test_clock: (None, Timers::default()),
         }
@@ -237,7 +240,7 @@ impl WindowStage {
 
     /// Emits every window whose end is at most `watermark` (all of them for
     /// `None`), setting a timer for the next one.
-    fn emit(&mut self, watermark: Option<i64>, timers: &mut Timers, out: &mut Vec<Event>) {
+    fn emit(&mut self, watermark: Option<i64>, timers: &mut Timers, out: &mut Emitted) {
         let closed = |end: i64| watermark.is_none_or(|w| end <= w);
         match self.config.spec {
             None => {
@@ -266,7 +269,7 @@ impl WindowStage {
                 }
                 self.sessions.retain(|_, s| !s.is_empty());
                 ready.sort_by(|a, b| (a.0, a.1, &a.2, &a.3).cmp(&(b.0, b.1, &b.2, &b.3)));
-                for (end, start, key, _, s) in ready {
+                for (end, start, _, key, s) in ready {
                     self.open -= 1;
                     self.result(Some((start, end)), &key, &s.accs, out);
                 }
@@ -323,20 +326,71 @@ impl WindowStage {
         }
     }
 
-    /// One result event: `{window_start, window_end, key, NAME: value, …}`.
-    fn result(&mut self, window: Option<(i64, i64)>, key: &Val, accs: &Accs, out: &mut Vec<Event>) {
-        let mut obj = Map::default();
-        let field = |name: &str| Val::from(name.to_string());
-        if let Some((start, end)) = window {
-            obj.insert(field("window_start"), Val::from(format_time(start)));
-            obj.insert(field("window_end"), Val::from(format_time(end)));
-        }
-        if !self.config.keys.is_empty() {
-            obj.insert(field("key"), key.clone());
+    /// One result event: `{window_start, window_end, key, NAME: value, …}`
+    /// (`key` is the key's text); as a JSON line when `out` takes lines.
+    fn result(&mut self, window: Option<(i64, i64)>, key: &[u8], accs: &Accs, out: &mut Emitted) {
+        if let Some(line) = &mut out.lines {
+            // The window's times are the same for all its keys: written once.
+            if let Some(window) = window
+                && self.times.as_ref().is_none_or(|(w, _)| *w != window)
+            {
+                let text = format!(
+                    "{{\"window_start\":\"{}\",\"window_end\":\"{}\"",
+                    format_time(window.0),
+                    format_time(window.1)
+                );
+                self.times = Some((window, text));
+            }
+            let mut first = match (window, &self.times) {
+                (Some(_), Some((_, text))) => {
+                    line.extend_from_slice(text.as_bytes());
+                    false
+                }
+                _ => {
+                    line.push(b'{');
+                    true
+                }
+            };
+            if !self.config.keys.is_empty() {
+                if !first {
+                    line.push(b',');
+                }
+                line.extend_from_slice(b"\"key\":");
+                line.extend_from_slice(key);
+                first = false;
+            }
+            for (spec, acc) in self.config.aggs.iter().map(|(s, _)| s).zip(accs) {
+                if !first {
+                    line.push(b',');
+                }
+                first = false;
+                line.push(b'"');
+                line.extend_from_slice(spec.name.as_bytes());
+                line.extend_from_slice(b"\":");
+                crate::json::write_compact(line, &acc.result());
+            }
+            line.extend_from_slice(b"}\n");
+            out.written += 1;
+        } else {
+            let mut obj = Map::default();
+            let field = |name: &str| Val::from(name.to_string());
+            if let Some((start, end)) = window {
+                obj.insert(field("window_start"), Val::from(format_time(start)));
+                obj.insert(field("window_end"), Val::from(format_time(end)));
+            }
+            if !self.config.keys.is_empty() {
+                obj.insert(field("key"), key_value(key));
+            }
+            for ((spec, _), acc) in self.config.aggs.iter().zip(accs) {
+                obj.insert(field(&spec.name), acc.result());
+            }
+            out.push(Event {
+                value: Val::obj(obj),
+                changed: true,
+            });
         }
         let mut truncated = false;
-        for (i, ((spec, _), acc)) in self.config.aggs.iter().zip(accs).enumerate() {
-            obj.insert(field(&spec.name), acc.result());
+        for (i, acc) in accs.iter().enumerate() {
             if acc.truncated() {
                 let by_agg = &mut self.counters.truncated_by_agg;
                 by_agg.resize(self.config.aggs.len(), 0);
@@ -346,10 +400,6 @@ impl WindowStage {
         }
         self.counters.collect_truncated += u64::from(truncated);
         self.counters.windows_emitted += 1;
-        out.push(Event {
-            value: Val::obj(obj),
-            changed: true,
-        });
     }
 
     /// Distinct keys held, and an estimate of the bytes the state holds.
@@ -400,15 +450,56 @@ fn key_value(key: &[u8]) -> Val {
     crate::json::parse(key).unwrap_or(Val::Null)
 }
 
-/// The states of `map` as (key value, state), in jq's order of the keys
+/// The states of `map` as (key, state), in jq's order of the keys' values
 /// (texts that read back as equal values, as `1` and `1.0`, by their text).
-fn sorted<T>(map: Keyed<T>) -> Vec<(Val, T)> {
-    let mut items: Vec<(Val, Box<[u8]>, T)> = map
-        .into_iter()
-        .map(|(key, state)| (key_value(&key), key, state))
-        .collect();
-    items.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    items.into_iter().map(|(v, _, s)| (v, s)).collect()
+fn sorted<T>(map: Keyed<T>) -> Vec<(Box<[u8]>, T)> {
+    let mut items: Vec<(Box<[u8]>, T)> = map.into_iter().collect();
+    // The usual keys (strings without escapes, machine integers, null and
+    // booleans) sort without reading them back: jq orders null, false,
+    // true, numbers, strings, and strings by code point, which is the
+    // order of their UTF-8 bytes.
+    let quick: Option<Vec<Quick>> = items.iter().map(|(k, _)| Quick::of(k)).collect();
+    match quick {
+        Some(quick) => {
+            let mut order: Vec<usize> = (0..items.len()).collect();
+            order.sort_unstable_by(|&a, &b| quick[a].cmp(&quick[b]));
+            let mut slots: Vec<Option<(Box<[u8]>, T)>> = items.into_iter().map(Some).collect();
+            order
+                .into_iter()
+                .map(|i| slots[i].take().expect("each once"))
+                .collect()
+        }
+        None => {
+            let mut keyed: Vec<(Val, Box<[u8]>, T)> = items
+                .drain(..)
+                .map(|(key, state)| (key_value(&key), key, state))
+                .collect();
+            keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            keyed.into_iter().map(|(_, k, s)| (k, s)).collect()
+        }
+    }
+}
+
+/// A key's text as far as sorting the usual keys needs it.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Quick<'a> {
+    Null,
+    False,
+    True,
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl Quick<'_> {
+    fn of(key: &[u8]) -> Option<Quick<'_>> {
+        Some(match key {
+            b"null" => Quick::Null,
+            b"false" => Quick::False,
+            b"true" => Quick::True,
+            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Quick::Str(inner),
+            _ => Quick::Int(std::str::from_utf8(key).ok()?.parse().ok()?),
+        })
+    }
 }
 
 fn new_accs(config: &WindowConfig) -> Accs {
@@ -502,7 +593,7 @@ impl StatefulStage for WindowStage {
         event: &Extract,
         watermark: Option<i64>,
         timers: &mut Timers,
-        _out: &mut Vec<Event>,
+        _out: &mut Emitted,
     ) -> Result<(), Rejected> {
         if let Some(why) = self.is_late(event.time, watermark) {
             self.counters.events_late += 1;
@@ -513,13 +604,13 @@ impl StatefulStage for WindowStage {
         Ok(())
     }
 
-    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Vec<Event>) {
+    fn fire(&mut self, watermark: i64, timers: &mut Timers, out: &mut Emitted) {
         if self.config.spec.is_some() {
             self.emit(Some(watermark), timers, out);
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<Event>) {
+    fn finish(&mut self, out: &mut Emitted) {
         self.emit(None, &mut Timers::default(), out);
     }
 
@@ -736,7 +827,7 @@ mod tests {
     impl WindowStage {
         /// What the runtime does with one event: extract, apply with the
         /// watermark, fire the timers it reached.
-        fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected> {
+        fn process(&mut self, event: Event, out: &mut Emitted) -> Result<(), Rejected> {
             let mut extracts = Extracts::default();
             self.extract(&event.value, 1, None, &mut extracts)?;
             let e = extracts.iter().next().expect("one extraction");
@@ -790,7 +881,7 @@ mod tests {
     /// Feeds `(t, key, v)` events, then ends the input; returns the results
     /// as text and the late events' times.
     fn run(stage: &mut WindowStage, events: &[(i64, &str, i64)]) -> (Vec<String>, Vec<i64>) {
-        let (mut out, mut late) = (Vec::new(), Vec::new());
+        let (mut out, mut late) = (Emitted::default(), Vec::new());
         for &(t, k, v) in events {
             match stage.process(event(t, k, v), &mut out) {
                 Ok(()) => {}
@@ -799,7 +890,7 @@ mod tests {
             }
         }
         stage.finish(&mut out);
-        (out.iter().map(|e| e.value.to_string()).collect(), late)
+        (out.events.iter().map(|e| e.value.to_string()).collect(), late)
     }
 
     /// `(start s, end s, key, n)` of each result.
@@ -941,13 +1032,13 @@ mod tests {
     #[test]
     fn group_by_emits_once_per_key_at_the_end() {
         let mut s = stage(None, 0, &["n=count", "m=max(.v)"]);
-        let mut out = Vec::new();
+        let mut out = Emitted::default();
         s.process(event(5, "b", 1), &mut out).unwrap();
         s.process(event(1, "a", 7), &mut out).unwrap();
         s.process(event(9, "b", 3), &mut out).unwrap();
         assert!(out.is_empty());
         s.finish(&mut out);
-        let got: Vec<String> = out.iter().map(|e| e.value.to_string()).collect();
+        let got: Vec<String> = out.events.iter().map(|e| e.value.to_string()).collect();
         assert_eq!(
             got,
             [r#"{"key":"a","n":1,"m":7}"#, r#"{"key":"b","n":2,"m":3}"#]
@@ -957,7 +1048,7 @@ mod tests {
     #[test]
     fn failing_events_change_nothing() {
         let mut s = stage(Some("tumbling:1m"), 0, &["n=count", "s=sum(.v)"]);
-        let mut out = Vec::new();
+        let mut out = Emitted::default();
         let bad = crate::json::parse(br#"{"t":5,"k":"a","v":"x"}"#).unwrap();
         assert!(matches!(
             s.process(
