@@ -174,7 +174,11 @@ impl Owner {
         }
         p.stages[self.at].events_out += out.len() as u64 + out.written;
         if let Some(lines) = &mut out.lines {
-            p.out.extend_from_slice(lines);
+            if p.out.is_empty() {
+                std::mem::swap(&mut p.out, lines);
+            } else {
+                p.out.extend_from_slice(lines);
+            }
             lines.clear();
             p.events_emitted += out.written;
             out.written = 0;

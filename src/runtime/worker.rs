@@ -167,12 +167,9 @@ impl Direct {
                         slots: &self.slots[n * width..(n + 1) * width],
                         located,
                     };
-                    let started = Instant::now();
                     let keyed = self.chain.keyed.as_ref().expect("keyed");
                     let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
-                    let done = extract(&line_, keyed, line.number, n, extracts);
-                    p.stages[count].time += started.elapsed();
-                    if done.is_err() {
+                    if extract(&line_, keyed, line.number, n, extracts).is_err() {
                         stages.index = Some(n as u32);
                         if !stages.jaq_line(raw, line.number, p) && stages.abort_on_failure {
                             p.aborted = true;

@@ -22,7 +22,8 @@ use crate::jq::Program;
 use agg::{Acc, AggSpec};
 use jaq_json::{Map, Val};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, HashMap};
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
 use time::{WindowSpec, format_time};
 
 /// Everything a window stage is built from.
@@ -41,7 +42,7 @@ pub struct WindowConfig {
 type Accs = Vec<Acc>;
 
 /// State by key: the key's JSON text (see `stage::extract`).
-type Keyed<T> = HashMap<Box<[u8]>, T, foldhash::fast::FixedState>;
+type Keyed<T> = HashMap<Vec<u8>, T, foldhash::fast::FixedState>;
 
 pub struct WindowStage {
     name: String,
@@ -172,11 +173,11 @@ impl WindowStage {
         open: &mut u64,
         new: impl FnOnce() -> T,
     ) -> &'m mut T {
-        if !map.contains_key(key) {
-            map.insert(key.into(), new());
+        // One lookup for a key already held; the key is copied only when new.
+        map.entry_ref(key).or_insert_with(|| {
             *open += 1;
-        }
-        map.get_mut(key).expect("inserted")
+            new()
+        })
     }
 
     fn insert(&mut self, e: &Extract, timers: &mut Timers) {
@@ -253,7 +254,7 @@ impl WindowStage {
                 }
             }
             Some(WindowSpec::Session { gap }) => {
-                let mut ready: Vec<(i64, i64, Val, Box<[u8]>, Session)> = Vec::new();
+                let mut ready: Vec<(i64, i64, Val, Vec<u8>, Session)> = Vec::new();
                 for (key, sessions) in self.sessions.iter_mut() {
                     if !sessions.iter().any(|s| closed(s.last.saturating_add(gap))) {
                         continue;
@@ -452,8 +453,8 @@ fn key_value(key: &[u8]) -> Val {
 
 /// The states of `map` as (key, state), in jq's order of the keys' values
 /// (texts that read back as equal values, as `1` and `1.0`, by their text).
-fn sorted<T>(map: Keyed<T>) -> Vec<(Box<[u8]>, T)> {
-    let mut items: Vec<(Box<[u8]>, T)> = map.into_iter().collect();
+fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
+    let mut items: Vec<(Vec<u8>, T)> = map.into_iter().collect();
     // The usual keys (strings without escapes, machine integers, null and
     // booleans) sort without reading them back: jq orders null, false,
     // true, numbers, strings, and strings by code point, which is the
@@ -463,14 +464,14 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Box<[u8]>, T)> {
         Some(quick) => {
             let mut order: Vec<usize> = (0..items.len()).collect();
             order.sort_unstable_by(|&a, &b| quick[a].cmp(&quick[b]));
-            let mut slots: Vec<Option<(Box<[u8]>, T)>> = items.into_iter().map(Some).collect();
+            let mut slots: Vec<Option<(Vec<u8>, T)>> = items.into_iter().map(Some).collect();
             order
                 .into_iter()
                 .map(|i| slots[i].take().expect("each once"))
                 .collect()
         }
         None => {
-            let mut keyed: Vec<(Val, Box<[u8]>, T)> = items
+            let mut keyed: Vec<(Val, Vec<u8>, T)> = items
                 .drain(..)
                 .map(|(key, state)| (key_value(&key), key, state))
                 .collect();
