@@ -24,6 +24,7 @@ mod follow;
 mod jq_conformance;
 mod jq_input;
 mod jq_output;
+mod keyed_state;
 mod man;
 mod modules;
 mod progress;
