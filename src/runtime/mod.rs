@@ -97,8 +97,16 @@ struct Saving {
     /// checkpoint is never resumed by another chain.
     chain: String,
     every: Duration,
+    /// How long the last save took.
+    cost: Duration,
+    /// Whether any input was taken since the last save.
+    moved: bool,
     last: Instant,
     entries: Vec<Entries>,
+    /// The files of the checkpoint this run resumed: saved again as they
+    /// were until this run opens them (a save before then must not forget
+    /// where they stand, or the state saved with it would be applied twice).
+    carried: Vec<crate::source::checkpoint::Entry>,
 }
 
 /// Where one input stands: the file under its name, and under `--follow` the
@@ -147,15 +155,11 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     // resume) and to the state's owner; what this run reaches is kept by
     // the collector and written as it goes.
     let (resume, saving) = match plan.checkpoint.take() {
-        Some((path, loaded, every)) => (
-            Some(loaded),
-            Some(Saving::new(
-                path,
-                plan.chain.fingerprint(),
-                every,
-                plan.sources.len(),
-            )),
-        ),
+        Some((path, loaded, every)) => {
+            let mut saving = Saving::new(path, plan.chain.fingerprint(), every, plan.sources.len());
+            saving.carried = loaded.files.clone();
+            (Some(loaded), Some(saving))
+        }
         None => (None, None),
     };
     // Batch buffers go reader -> worker -> reader; output buffers worker ->
@@ -169,7 +173,10 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     if let (Some(owner), Some(state)) = (&mut collector.owner, &state)
         && let Err(e) = owner.restore(state)
     {
-        let path = collector.saving.as_ref().map(|s| s.path.display().to_string());
+        let path = collector
+            .saving
+            .as_ref()
+            .map(|s| s.path.display().to_string());
         crate::report::progress::eprintln(&format!(
             "evq: --checkpoint {}: the state it holds cannot be restored: {e}",
             path.unwrap_or_default()
@@ -300,8 +307,11 @@ impl Saving {
             path,
             chain,
             every,
+            cost: Duration::ZERO,
+            moved: false,
             last: Instant::now(),
             entries: vec![Entries::default(); sources],
+            carried: Vec::new(),
         }
     }
 }
@@ -522,7 +532,13 @@ impl Collector {
 
     fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
         match &self.saving {
-            Some(saving) if saving.last.elapsed() >= saving.every => self.save_checkpoint(),
+            // However often asked, saving takes at most about a third of
+            // the time: a large state waits twice its last save.
+            Some(saving)
+                if saving.moved && saving.last.elapsed() >= saving.every.max(saving.cost * 2) =>
+            {
+                self.save_checkpoint()
+            }
             _ => Ok(()),
         }
     }
@@ -533,21 +549,29 @@ impl Collector {
         let Some(saving) = &mut self.saving else {
             return Ok(());
         };
+        let started = Instant::now();
         self.output
             .sync()
             .map_err(|e| write_error(self.output.name(), e))?;
         if let Some(dl) = &mut self.dead_letter {
             dl.sync().map_err(|e| dead_letter_error(dl.name(), e))?;
         }
+        let mut files: Vec<_> = saving
+            .entries
+            .iter()
+            .flat_map(|e| e.current.iter().chain(&e.rotated))
+            .cloned()
+            .collect();
+        let opened = files.clone();
+        files.extend(
+            (saving.carried.iter())
+                .filter(|c| !opened.iter().any(|e| e.at.same_stream(&c.at)))
+                .cloned(),
+        );
         let checkpoint = crate::source::checkpoint::Checkpoint {
             version: crate::source::checkpoint::VERSION,
             chain: Some(saving.chain.clone()),
-            files: saving
-                .entries
-                .iter()
-                .flat_map(|e| e.current.iter().chain(&e.rotated))
-                .cloned()
-                .collect(),
+            files,
             state: self.owner.as_ref().map(Owner::snapshot),
         };
         checkpoint.save(&saving.path).map_err(|e| {
@@ -558,6 +582,8 @@ impl Collector {
             ))
         })?;
         saving.last = Instant::now();
+        saving.cost = started.elapsed();
+        saving.moved = false;
         Ok(())
     }
 
@@ -623,6 +649,7 @@ impl Collector {
             && let Some(entry) = saving.entries[batch.source].of(&batch.end)
         {
             entry.at = batch.end;
+            saving.moved = true;
         }
         Ok(())
     }

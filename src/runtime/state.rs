@@ -105,9 +105,9 @@ impl Owner {
                     self.max_time = Some(self.max_time.map_or(event.time, |m| m.max(event.time)));
                 }
                 Err(Rejected::Late(error)) => {
-                    let raw = event.index.map_or(&[][..], |i| {
-                        batch.line(&batch.lines[i as usize])
-                    });
+                    let raw = event
+                        .index
+                        .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
                     late.push(Failure {
                         line: event.line,
                         at: event.line,
@@ -119,9 +119,9 @@ impl Owner {
                 }
                 Err(Rejected::Failed(error)) => {
                     counters.events_failed += 1;
-                    let raw = event.index.map_or(&[][..], |i| {
-                        batch.line(&batch.lines[i as usize])
-                    });
+                    let raw = event
+                        .index
+                        .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
                     late.push(Failure {
                         line: event.line,
                         at: event.line,

@@ -594,7 +594,9 @@ fn extract(
             }
         };
         for (agg, value) in keyed.values.iter().enumerate() {
-            let Some((value, numbers)) = value else { continue };
+            let Some((value, numbers)) = value else {
+                continue;
+            };
             let buf = into.key_buffer();
             let start = buf.len();
             let kind = line.write_value(value, !numbers, buf)?;

@@ -147,7 +147,8 @@ impl Extracts {
     /// A value's JSON text, already written at the end of the bytes from `start`.
     pub fn push_written(&mut self, agg: usize, start: usize) {
         let end = self.bytes.len() as u32;
-        self.values.push((agg as u32, Stored::Json(start as u32, end)));
+        self.values
+            .push((agg as u32, Stored::Json(start as u32, end)));
     }
 
     /// Takes the extraction started at `mark`, whose key ends at `key_end`.

@@ -91,7 +91,12 @@ fn what_cannot_be_checkpointed_is_refused() {
     // A window's state is saved; another chain may not resume it.
     let cp = dir.path().join("cp");
     let window = |agg: &str| {
-        let args = ["--checkpoint", cp.to_str().unwrap(), "--window", "tumbling:1m"];
+        let args = [
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--window",
+            "tumbling:1m",
+        ];
         let mut args = args.to_vec();
         args.extend(["--time", ".ts", "--agg", agg, "fixtures/app.ndjson"]);
         common::run(&args, b"")

@@ -20,9 +20,9 @@ use super::extract::{Extract, Extracts};
 use super::{Emitted, Event, Kind, Rejected, StateStats, StatefulStage, Timers};
 use crate::jq::Program;
 use agg::{Acc, AggSpec};
+use hashbrown::HashMap;
 use jaq_json::{Map, Val};
 use serde_json::{Value as Json, json};
-use hashbrown::HashMap;
 use std::collections::BTreeMap;
 use time::{WindowSpec, format_time};
 
@@ -186,9 +186,8 @@ impl WindowStage {
         match self.config.spec {
             None => {
                 let config = &self.config;
-                let accs = Self::entry(&mut self.groups, e.key, &mut self.open, || {
-                    new_accs(config)
-                });
+                let accs =
+                    Self::entry(&mut self.groups, e.key, &mut self.open, || new_accs(config));
                 Self::add_to(accs, e, seq);
             }
             Some(WindowSpec::Session { gap }) => {
@@ -265,7 +264,13 @@ impl WindowStage {
                     *sessions = open;
                     let value = key_value(key);
                     ready.extend(done.into_iter().map(|s| {
-                        (s.last.saturating_add(gap), s.start, value.clone(), key.clone(), s)
+                        (
+                            s.last.saturating_add(gap),
+                            s.start,
+                            value.clone(),
+                            key.clone(),
+                            s,
+                        )
                     }));
                 }
                 self.sessions.retain(|_, s| !s.is_empty());
@@ -622,7 +627,12 @@ impl StatefulStage for WindowStage {
         let keyed = |map: &Keyed<Accs>| {
             let mut items: Vec<_> = map.iter().collect();
             items.sort_by(|a, b| a.0.cmp(b.0));
-            Json::Array(items.iter().map(|(k, a)| json!([key(k), accs(a)])).collect())
+            Json::Array(
+                items
+                    .iter()
+                    .map(|(k, a)| json!([key(k), accs(a)]))
+                    .collect(),
+            )
         };
         let mut sessions: Vec<_> = self.sessions.iter().collect();
         sessions.sort_by(|a, b| a.0.cmp(b.0));
@@ -647,13 +657,22 @@ impl StatefulStage for WindowStage {
 
     fn restore(&mut self, state: &Json, timers: &mut Timers) -> Result<(), String> {
         let bad = |what: &str| format!("its {what} is not one this window stage saves");
-        let funcs: Vec<agg::Func> = self.config.aggs.iter().map(|(s, _)| s.func.clone()).collect();
+        let funcs: Vec<agg::Func> = self
+            .config
+            .aggs
+            .iter()
+            .map(|(s, _)| s.func.clone())
+            .collect();
         let accs = |j: &Json| -> Option<Accs> {
             let saved = j.as_array()?;
             if saved.len() != funcs.len() {
                 return None;
             }
-            funcs.iter().zip(saved).map(|(f, s)| Acc::load(f, s)).collect()
+            funcs
+                .iter()
+                .zip(saved)
+                .map(|(f, s)| Acc::load(f, s))
+                .collect()
         };
         let keyed = |j: &Json| -> Option<Keyed<Accs>> {
             j.as_array()?
@@ -891,7 +910,10 @@ mod tests {
             }
         }
         stage.finish(&mut out);
-        (out.events.iter().map(|e| e.value.to_string()).collect(), late)
+        (
+            out.events.iter().map(|e| e.value.to_string()).collect(),
+            late,
+        )
     }
 
     /// `(start s, end s, key, n)` of each result.
