@@ -194,11 +194,11 @@ pub struct Args {
     )]
     pub rotate_wait: Parsed<Duration>,
 
-    /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again).
+    /// Remember in FILE where processing of each input file finished, and resume there on the next run (at-least-once: nothing is lost, at most what came after the last checkpoint is emitted again). With --window or --agg it also holds the open windows, so results come out whole; it is refused by another chain (exit 2).
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub checkpoint: Option<PathBuf>,
 
-    /// How often --checkpoint is written while running (it is also written at exit).
+    /// How often --checkpoint is written while running (it is also written at exit); a large window state is written at most about a third of the time.
     #[arg(
         long,
         value_name = "DURATION",

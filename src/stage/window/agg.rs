@@ -750,6 +750,15 @@ impl Total {
 
     /// The total, rounded once.
     fn value(&self) -> f64 {
+        if self.ints == 0 {
+            // No integers to join: the partials as they are (no copy).
+            let exact = round_partials(&self.partials);
+            return if self.special == 0.0 {
+                exact
+            } else {
+                exact + self.special
+            };
+        }
         let mut partials = self.partials.clone();
         // The integers join exactly: each step takes the next 53 bits.
         let mut rest = self.ints;
