@@ -12,7 +12,8 @@
 //! - `cli`: every flag, defined once; help, man page and completions.
 //! - `plan`: the validated run plan built from the flags; every usage error
 //!   is found there, before any input is read.
-//! - `runtime`: the reader, the workers, the ordering collector, signals.
+//! - `runtime`: the reader, the workers, the ordering collector, keyed state
+//!   (its owner, watermark, timers and checkpoint), signals.
 //! - `source`: inputs (files, standard input; following, decompression,
 //!   batching, buffer pools, checkpoint positions).
 //! - `sink`: event output (stdout, `-o`) and its formats, the dead letter.

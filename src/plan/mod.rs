@@ -262,12 +262,9 @@ fn given<T: Clone>(option: &str, parsed: &Parsed<T>) -> Result<T, Error> {
         .map_err(|e| Error::Usage(format!("evq: {option}: {e}")))
 }
 
-/// Worker threads: `-j`, or one per core. A window keeps state across
-/// events: its chain runs on one worker, in input order (reading and
-/// writing still run apart).
+/// Worker threads: `-j`, or one per core. A window's chain runs on all of
+/// them too: they extract, and its state's owner applies in input order.
 fn threads(args: &Args) -> usize {
-    // A stateful stage runs on one worker: the runtime decides that from the
-    // chain it builds.
     match args.threads {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -21,9 +21,9 @@ pub struct StageStats {
 }
 
 /// What a stateful stage counts besides events in and out (a window: events
-/// aggregated and late, windows open and emitted). Each counter is a total
-/// since the start of the run, so the greatest one seen is the latest; the
-/// stage names them and says what they mean (its `summary`).
+/// aggregated and late, windows open and emitted, keys and bytes held), as
+/// the state's owner reads them from the stage; the stage names them and
+/// says what they mean (its `summary`).
 #[derive(Default, Debug, Clone)]
 pub struct StateStats {
     /// Named as `--stats=json` shows them, in that order.
@@ -42,22 +42,6 @@ impl StateStats {
             .iter()
             .find(|(n, _)| *n == name)
             .map_or(0, |&(_, value)| value)
-    }
-
-    /// Takes in a later report of the same counters: each is a running
-    /// total, so the greatest is kept.
-    pub fn merge(&mut self, later: &StateStats) {
-        for (name, value) in &later.counters {
-            match self.counters.iter_mut().find(|(n, _)| n == name) {
-                Some((_, total)) => *total = (*total).max(*value),
-                None => self.counters.push((name, *value)),
-            }
-        }
-        let details = &mut self.details;
-        details.resize(details.len().max(later.details.len()), 0);
-        for (total, &n) in details.iter_mut().zip(&later.details) {
-            *total = (*total).max(n);
-        }
     }
 }
 

@@ -167,7 +167,7 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let read_pool = Arc::new(source::Pool::default());
     let out_pool = Arc::new(source::Pool::default());
     let state = resume.as_ref().and_then(|r| r.state.clone());
-    let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool, &stop);
+    let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool);
     let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop);
     let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool));
     if let (Some(owner), Some(state)) = (&mut collector.owner, &state)
@@ -206,7 +206,6 @@ fn spawn_workers(
     threads: usize,
     read_pool: &Arc<source::Pool>,
     out_pool: &Arc<source::Pool>,
-    _stop: &Arc<AtomicUsize>,
 ) -> (Vec<SyncSender<Message>>, Vec<Receiver<Outcome>>) {
     // For `input_filename`: each source's file, `None` for standard input.
     let files: Vec<Option<String>> = plan
@@ -255,7 +254,7 @@ fn work(
             Message::Batch(batch) => {
                 let mut processed = worker.process(&batch);
                 match &mut processed.keyed {
-                    Some((_, kept)) => *kept = batch,
+                    Some(keyed) => keyed.1 = batch,
                     None => read_pool.give(batch.data),
                 }
                 Outcome::Batch(processed)

@@ -81,9 +81,10 @@ impl Owner {
     /// Applies a batch's extractions in order: results, and the failures of
     /// the stages after, go into `p` where the event that caused them stands.
     pub fn apply(&mut self, p: &mut Processed, pool: &Pool) {
-        let Some((extracts, batch)) = p.keyed.take() else {
+        let Some(keyed) = p.keyed.take() else {
             return;
         };
+        let (extracts, batch) = *keyed;
         let mut late: Vec<Failure> = Vec::new();
         let first_new = p.failures.len();
         let started = std::time::Instant::now();

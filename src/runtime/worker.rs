@@ -10,7 +10,6 @@
 
 use crate::jq::direct::{self, Unsure};
 use crate::json::{self, Fields};
-use crate::report::stats::StateStats;
 use crate::sink::Formatter;
 use crate::source::{Batch, Format, Pool};
 use crate::stage::extract::Extracts;
@@ -25,9 +24,6 @@ pub struct StageCounters {
     pub events_out: u64,
     pub events_filtered: u64,
     pub events_failed: u64,
-    /// Stateful stages only: the stage's own counters so far (running
-    /// totals, taken at the end of the batch).
-    pub state: Option<StateStats>,
     pub time: Duration,
 }
 
@@ -70,7 +66,7 @@ pub struct Processed {
     pub end: crate::source::Position,
     /// In a chain with a stateful stage: what the events that reached it
     /// bring, for its owner to apply, and the batch they came from.
-    pub keyed: Option<(Extracts, Batch)>,
+    pub keyed: Option<Box<(Extracts, Batch)>>,
 }
 
 /// Direct evaluation of a batch: the chain, and buffers kept across batches.
@@ -298,7 +294,7 @@ impl Worker {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = batch.end;
         if self.stages.keyed_at.is_some() {
-            p.keyed = Some((Extracts::default(), Batch::default()));
+            p.keyed = Some(Box::default());
         }
         crate::jq::builtins::set_source(batch.source);
         match &mut self.direct {

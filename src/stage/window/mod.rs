@@ -774,6 +774,11 @@ impl StatefulStage for WindowStage {
         if truncated > 0 {
             summary.push_str(&format!(", {truncated} with a collect truncated"));
         }
+        let keys = c.get("keys");
+        if keys > 0 {
+            let bytes = c.get("state_bytes");
+            summary.push_str(&format!(", {keys} keys held in about {bytes} bytes"));
+        }
         summary
     }
 
