@@ -216,6 +216,21 @@ fn checkpoint(
             path.display()
         )));
     }
+    // The state must be one this chain's stateful stage takes back: tried
+    // on a copy now, so a bad one is refused before any output is opened.
+    if let Some(state) = &loaded.state {
+        let mut steps = chain.build()?;
+        let restored = match steps.iter_mut().find_map(|s| s.stateful_mut()) {
+            Some(stage) => stage.restore(&state["stage"], &mut Default::default()),
+            None => Err("this chain has no stateful stage".into()),
+        };
+        if let Err(e) = restored {
+            return Err(Error::Usage(format!(
+                "evq: --checkpoint {}: the state it holds cannot be restored: {e}",
+                path.display()
+            )));
+        }
+    }
     Ok(Some((path.clone(), loaded, every)))
 }
 

@@ -85,7 +85,7 @@ impl Owner {
             return;
         };
         let (extracts, batch) = *keyed;
-        let mut late: Vec<Failure> = Vec::new();
+        let mut rejected: Vec<Failure> = Vec::new();
         let first_new = p.failures.len();
         let started = std::time::Instant::now();
         for event in extracts.iter() {
@@ -101,37 +101,30 @@ impl Owner {
             };
             let counters = &mut p.stages[at];
             counters.events_in += 1;
-            match result {
+            let (error, late_event) = match result {
                 Ok(()) => {
                     self.max_time = Some(self.max_time.map_or(event.time, |m| m.max(event.time)));
+                    (None, false)
                 }
-                Err(Rejected::Late(error)) => {
-                    let raw = event
-                        .index
-                        .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
-                    late.push(Failure {
-                        line: event.line,
-                        at: event.line,
-                        stage: Some(at),
-                        error,
-                        raw: raw.to_vec(),
-                        late: true,
-                    });
-                }
+                Err(Rejected::Late(error)) => (Some(error), true),
                 Err(Rejected::Failed(error)) => {
                     counters.events_failed += 1;
-                    let raw = event
-                        .index
-                        .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
-                    late.push(Failure {
-                        line: event.line,
-                        at: event.line,
-                        stage: Some(at),
-                        error,
-                        raw: raw.to_vec(),
-                        late: false,
-                    });
+                    (Some(error), false)
                 }
+            };
+            if let Some(error) = error {
+                // Dead-lettered as its input line.
+                let raw = event
+                    .index
+                    .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
+                rejected.push(Failure {
+                    line: event.line,
+                    at: event.line,
+                    stage: Some(at),
+                    error,
+                    raw: raw.to_vec(),
+                    late: late_event,
+                });
             }
             self.fire_due(&mut out);
             self.emit(&mut out, event.line, p);
@@ -141,9 +134,9 @@ impl Owner {
         pool.give(batch.data);
         // Failures of the stages after go where their event stands.
         let after: Vec<Failure> = p.failures.drain(first_new..).collect();
-        late.extend(after);
-        if !late.is_empty() {
-            p.failures.extend(late);
+        rejected.extend(after);
+        if !rejected.is_empty() {
+            p.failures.extend(rejected);
             p.failures.sort_by_key(|f| f.at);
         }
     }

@@ -267,3 +267,42 @@ fn a_checkpoint_that_cannot_be_written_is_an_io_error() {
         );
     }
 }
+
+/// A checkpoint whose state this chain cannot take back, and one written by
+/// a newer format, are refused before anything is read or written.
+#[test]
+fn a_checkpoint_with_unusable_state_or_a_newer_format_is_refused() {
+    let dir = common::tempdir();
+    std::fs::copy(common::fixture("app.ndjson"), dir.path().join("app.ndjson")).unwrap();
+    let window = [
+        "--window", "tumbling:1m", "--time", ".ts", "--key", ".service", "--agg", "n=count",
+    ];
+    let run = |cp: &str| {
+        let args = [&["--checkpoint", cp][..], &window, &["app.ndjson"]].concat();
+        run_in(dir.path(), &args)
+    };
+    // A first run writes a good checkpoint; then its state is spoilt.
+    let good = run("cp");
+    assert_eq!(common::status(&good), 0, "{}", common::stderr(&good));
+    let text = std::fs::read_to_string(dir.path().join("cp")).unwrap();
+    let mut cp: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cp["version"], 2);
+    cp["state"]["stage"]["panes"] = serde_json::json!("spoilt");
+    std::fs::write(dir.path().join("cp"), cp.to_string()).unwrap();
+    let out = run("cp");
+    assert_eq!(common::status(&out), 2);
+    assert_eq!(common::stdout(&out), "");
+    assert_eq!(
+        common::stderr(&out),
+        "evq: --checkpoint cp: the state it holds cannot be restored: its panes is not one this window stage saves\n"
+    );
+    // A format from a later evq.
+    cp["version"] = serde_json::json!(99);
+    std::fs::write(dir.path().join("cp"), cp.to_string()).unwrap();
+    let out = run("cp");
+    assert_eq!(common::status(&out), 4);
+    assert_eq!(
+        common::stderr(&out),
+        "evq: --checkpoint cp: written in format 99 by a newer evq (this one reads up to 2)\n"
+    );
+}
