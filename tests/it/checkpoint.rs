@@ -275,7 +275,14 @@ fn a_checkpoint_with_unusable_state_or_a_newer_format_is_refused() {
     let dir = common::tempdir();
     std::fs::copy(common::fixture("app.ndjson"), dir.path().join("app.ndjson")).unwrap();
     let window = [
-        "--window", "tumbling:1m", "--time", ".ts", "--key", ".service", "--agg", "n=count",
+        "--window",
+        "tumbling:1m",
+        "--time",
+        ".ts",
+        "--key",
+        ".service",
+        "--agg",
+        "n=count",
     ];
     let run = |cp: &str| {
         let args = [&["--checkpoint", cp][..], &window, &["app.ndjson"]].concat();

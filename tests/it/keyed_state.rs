@@ -698,7 +698,7 @@ fn survives_kill_9(args: &[&str], events: u64, keys: u64, seed: u64) {
         // a clean run's time may not get past its first save.
         let most = match runs {
             ..=6 => span / 4,
-            ..=15 => span * 4 / 5,
+            7..=15 => span * 4 / 5,
             _ => span * 3,
         };
         let delay = Duration::from_millis(20 + rng.below(most));

@@ -290,7 +290,7 @@ enum State {
     /// count_distinct: one key per distinct value seen, so memory grows with
     /// the number of distinct values (the price of an exact count)
     Distinct(HashSet<Box<[u8]>>),
-    Sketch(Box<DDSketch>),
+    Sketch(Quantiles),
     /// Values with their arrival sequence, so merged panes keep arrival order,
     /// and whether values beyond the limit were dropped.
     Collect(Vec<(u64, Val)>, bool),
@@ -304,7 +304,7 @@ impl Acc {
             Func::Min | Func::Max => State::Extreme(None),
             Func::First | Func::Last => State::Stamped(None),
             Func::CountDistinct => State::Distinct(HashSet::new()),
-            Func::Percentile(_) => State::Sketch(Box::new(DDSketch::new(Config::defaults()))),
+            Func::Percentile(_) => State::Sketch(Quantiles::Empty),
             Func::Collect(_) => State::Collect(Vec::new(), false),
         };
         Acc {
@@ -429,11 +429,7 @@ impl Acc {
                 }
             }
             (State::Distinct(a), State::Distinct(b)) => a.extend(b.iter().cloned()),
-            (State::Sketch(a), State::Sketch(b)) => {
-                // Fails only for different configs; both are the defaults.
-                let merged = a.merge(b);
-                debug_assert!(merged.is_ok());
-            }
+            (State::Sketch(a), State::Sketch(b)) => a.merge(b),
             (State::Collect(a, a_dropped), State::Collect(b, b_dropped)) => {
                 // Panes merge in time order, not arrival order: sort back,
                 // and keep the first LIMIT to arrive.
@@ -477,9 +473,9 @@ impl Acc {
                     _ => unreachable!("a sketch is only made for a percentile"),
                 };
                 match sketch.quantile(q) {
-                    Ok(Some(x)) => Val::Num(Num::Float(x)),
+                    Some(x) => Val::Num(Num::Float(x)),
                     // No values, or a q outside [0, 1] built by hand.
-                    _ => Val::Null,
+                    None => Val::Null,
                 }
             }
             State::Collect(values, _) => {
@@ -541,12 +537,11 @@ impl Acc {
                 keys.sort();
                 json!(keys)
             }
-            State::Sketch(sketch) => match sketch.count() {
-                0 => Json::Null,
-                _ => Json::String(
-                    base64::engine::general_purpose::STANDARD.encode(sketch.to_java_bytes()),
-                ),
-            },
+            State::Sketch(Quantiles::Empty) => Json::Null,
+            State::Sketch(Quantiles::One(x)) => json!({ "one": x }),
+            State::Sketch(Quantiles::Sketch(sketch)) => Json::String(
+                base64::engine::general_purpose::STANDARD.encode(sketch.to_java_bytes()),
+            ),
             State::Collect(values, dropped) => json!({
                 "values": values.iter().map(|(seq, v)| json!([seq, text(v)])).collect::<Vec<_>>(),
                 "dropped": dropped,
@@ -591,11 +586,15 @@ impl Acc {
                     .collect::<Option<_>>()?,
             ),
             (State::Sketch(_), Json::Null) => acc.state,
+            (State::Sketch(_), Json::Object(one)) => {
+                State::Sketch(Quantiles::One(one.get("one")?.as_f64()?))
+            }
             (State::Sketch(_), bytes) => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(bytes.as_str()?)
                     .ok()?;
-                State::Sketch(Box::new(DDSketch::from_java_bytes(&bytes).ok()?))
+                let sketch = DDSketch::from_java_bytes(&bytes).ok()?;
+                State::Sketch(Quantiles::Sketch(Box::new(sketch)))
             }
             (State::Collect(..), c) => State::Collect(
                 c["values"]
@@ -626,8 +625,37 @@ impl Acc {
             State::Distinct(seen) => {
                 seen.iter().map(|k| k.len() + 24).sum::<usize>() + seen.capacity() * 8
             }
-            State::Sketch(sketch) => std::mem::size_of::<DDSketch>() + sketch.length() * 8 + 64,
+            State::Sketch(Quantiles::Sketch(sketch)) => {
+                std::mem::size_of::<DDSketch>() + sketch.length() * 8 + 64
+            }
+            State::Sketch(_) => 0,
             State::Collect(values, _) => values.iter().map(|(_, v)| 8 + value(v)).sum(),
+        }
+    }
+
+    /// Writes `result()` as compact JSON, exactly as evq's writer would,
+    /// without building the value for the numeric aggregates.
+    pub fn write_result(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let float = |out: &mut Vec<u8>, x: f64| {
+            if x.is_finite() {
+                out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+            } else {
+                crate::json::write_compact(out, &Val::Num(Num::Float(x)));
+            }
+        };
+        match &self.state {
+            State::Count(n) if isize::try_from(*n).is_ok() => {
+                let _ = write!(out, "{n}");
+            }
+            State::Total(t) if self.func == Func::Sum => match isize::try_from(t.ints) {
+                Ok(i) if !t.floaty => {
+                    let _ = write!(out, "{i}");
+                }
+                _ => float(out, t.value()),
+            },
+            State::Total(t) if t.n > 0 => float(out, t.value() / t.n as f64),
+            _ => crate::json::write_compact(out, &self.result()),
         }
     }
 
@@ -679,6 +707,72 @@ fn to_f64(n: &Num) -> Option<f64> {
         Num::BigInt(b) => b.to_string().parse().ok(),
         Num::Float(f) => Some(*f),
         Num::Dec(s) => s.parse().ok(),
+    }
+}
+
+/// A percentile's state: no value, one value, or a DDSketch. In a busy key
+/// space most window × key states hold one value; those need no sketch (its
+/// bins take a kilobyte), and answer exactly as a sketch of that one value.
+#[derive(Clone)]
+enum Quantiles {
+    Empty,
+    One(f64),
+    Sketch(Box<DDSketch>),
+}
+
+impl Quantiles {
+    fn add(&mut self, x: f64) {
+        match self {
+            Quantiles::Empty => *self = Quantiles::One(x),
+            Quantiles::One(a) => {
+                let mut sketch = DDSketch::new(Config::defaults());
+                sketch.add(*a);
+                sketch.add(x);
+                *self = Quantiles::Sketch(Box::new(sketch));
+            }
+            Quantiles::Sketch(sketch) => sketch.add(x),
+        }
+    }
+
+    /// Takes in `other`'s values (a sketch's bins do not depend on order).
+    fn merge(&mut self, other: &Quantiles) {
+        match (&mut *self, other) {
+            (_, Quantiles::Empty) => {}
+            (_, Quantiles::One(b)) => self.add(*b),
+            (Quantiles::Empty, Quantiles::Sketch(b)) => *self = Quantiles::Sketch(b.clone()),
+            (Quantiles::One(a), Quantiles::Sketch(b)) => {
+                let mut sketch = b.clone();
+                sketch.add(*a);
+                *self = Quantiles::Sketch(sketch);
+            }
+            (Quantiles::Sketch(a), Quantiles::Sketch(b)) => {
+                // Fails only for different configs; both are the defaults.
+                let merged = a.merge(b);
+                debug_assert!(merged.is_ok());
+            }
+        }
+    }
+
+    /// The `q` quantile as DDSketch answers it; `None` without values.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        match self {
+            Quantiles::Empty => None,
+            Quantiles::Sketch(sketch) => sketch.quantile(q).ok().flatten(),
+            Quantiles::One(_) if !(0.0..=1.0).contains(&q) => None,
+            // The sketch keeps the extremes exactly, and puts the value in
+            // the bin of its key (negative values mirrored, tiny ones zero).
+            Quantiles::One(x) if q == 0.0 || q == 1.0 => Some(*x),
+            Quantiles::One(x) => {
+                let config = Config::defaults();
+                Some(if *x > config.min_possible() {
+                    config.value(config.key(*x))
+                } else if *x < -config.min_possible() {
+                    -config.value(config.key(-*x))
+                } else {
+                    0.0
+                })
+            }
+        }
     }
 }
 
@@ -880,6 +974,76 @@ mod check_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One value answers every quantile as a sketch of that value does.
+    #[test]
+    fn one_value_answers_as_its_sketch() {
+        let values = [
+            0.0, 1.0, -1.0, 0.5, 123.456, -987.25, 1e-12, -1e-12, 1e-9, 1e300, -1e300, 3e-8,
+            999.99, 42.0,
+        ];
+        for x in values {
+            let mut sketch = DDSketch::new(Config::defaults());
+            sketch.add(x);
+            let mut one = Quantiles::Empty;
+            one.add(x);
+            for q in [0.0, 0.01, 0.3, 0.5, 0.9, 0.99, 1.0, 1.5] {
+                assert_eq!(
+                    one.quantile(q).map(f64::to_bits),
+                    sketch.quantile(q).ok().flatten().map(f64::to_bits),
+                    "{x} at {q}"
+                );
+            }
+        }
+    }
+
+    /// `write_result` writes what writing `result()` would, for every
+    /// aggregate and every kind of number a sum meets.
+    #[test]
+    fn results_are_written_as_their_values_are() {
+        let inputs: &[&[&str]] = &[
+            &[],
+            &["1", "2", "3"],
+            &["1.5", "2.25"],
+            &["1", "0.1", "0.2"],
+            &["1e308", "1e308"],
+            &["-1e308", "-1e308", "5"],
+            &["9223372036854775807", "9223372036854775807"],
+            &["1e-320", "3"],
+            &["\"x\"", "null", "{\"a\":1}"],
+        ];
+        let specs = [
+            "n=count",
+            "s=sum(.)",
+            "a=avg(.)",
+            "lo=min(.)",
+            "f=first(.)",
+            "d=count_distinct(.)",
+            "p=p99(.)",
+            "c=collect(.; 2)",
+        ];
+        for spec in specs {
+            let func = parse_agg(spec).unwrap().func;
+            for values in inputs {
+                let mut acc = Acc::new(&func);
+                for (i, text) in values.iter().enumerate() {
+                    let v = crate::json::parse(text.as_bytes()).unwrap();
+                    acc.add_event();
+                    if Acc::check(&func, &v).is_ok() {
+                        acc.add(&v, i as i64, i as u64).unwrap();
+                    }
+                }
+                let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                acc.write_result(&mut fast);
+                crate::json::write_compact(&mut slow, &acc.result());
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(slow).unwrap(),
+                    "{spec} over {values:?}"
+                );
+            }
+        }
+    }
 
     /// Every aggregate's state, saved and loaded back (as a checkpoint
     /// does), gives the same result, and goes on the same afterwards.

@@ -373,7 +373,7 @@ impl WindowStage {
                 line.push(b'"');
                 line.extend_from_slice(spec.name.as_bytes());
                 line.extend_from_slice(b"\":");
-                crate::json::write_compact(line, &acc.result());
+                acc.write_result(line);
             }
             line.extend_from_slice(b"}\n");
             out.written += 1;
