@@ -645,9 +645,7 @@ impl Acc {
             }
         };
         match &self.state {
-            State::Count(n) if isize::try_from(*n).is_ok() => {
-                let _ = write!(out, "{n}");
-            }
+            State::Count(n) if isize::try_from(*n).is_ok() => write_u64(out, *n),
             State::Total(t) if self.func == Func::Sum => match isize::try_from(t.ints) {
                 Ok(i) if !t.floaty => {
                     let _ = write!(out, "{i}");
@@ -672,6 +670,21 @@ impl fmt::Debug for Acc {
             .field("result", &self.result().to_string())
             .finish()
     }
+}
+
+/// The decimal digits of `n`.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A value in an error message, shortened so a huge object can't flood it.

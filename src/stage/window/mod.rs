@@ -486,14 +486,16 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
     }
 }
 
-/// A key's text as far as sorting the usual keys needs it.
+/// A key's text as far as sorting the usual keys needs it. A string
+/// compares by its first eight bytes as one number first (big-endian, so
+/// in byte order; JSON strings hold no raw NUL), then by all its bytes.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Quick<'a> {
     Null,
     False,
     True,
     Int(i64),
-    Str(&'a [u8]),
+    Str(u64, &'a [u8]),
 }
 
 impl Quick<'_> {
@@ -502,7 +504,12 @@ impl Quick<'_> {
             b"null" => Quick::Null,
             b"false" => Quick::False,
             b"true" => Quick::True,
-            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Quick::Str(inner),
+            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+                let mut head = [0; 8];
+                let n = inner.len().min(8);
+                head[..n].copy_from_slice(&inner[..n]);
+                Quick::Str(u64::from_be_bytes(head), inner)
+            }
             _ => Quick::Int(std::str::from_utf8(key).ok()?.parse().ok()?),
         })
     }
