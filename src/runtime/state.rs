@@ -168,11 +168,9 @@ impl Owner {
         }
         p.stages[self.at].events_out += out.len() as u64 + out.written;
         if let Some(lines) = &mut out.lines {
-            if p.out.is_empty() {
-                std::mem::swap(&mut p.out, lines);
-            } else {
-                p.out.extend_from_slice(lines);
-            }
+            // Copied, so both buffers keep their room (handing this one over
+            // made it grow again from nothing for every window).
+            p.out.extend_from_slice(lines);
             lines.clear();
             p.events_emitted += out.written;
             out.written = 0;
