@@ -313,3 +313,78 @@ fn a_checkpoint_with_unusable_state_or_a_newer_format_is_refused() {
         "evq: --checkpoint cp: written in format 99 by a newer evq (this one reads up to 2)\n"
     );
 }
+
+/// Stopped by SIGTERM while following, a window chain with a checkpoint
+/// emits only the windows the watermark closed, keeps the open ones in the
+/// checkpoint, and the next run goes on with them: together the two runs
+/// emit what one run over all the lines does.
+#[test]
+fn a_signal_keeps_open_windows_in_the_checkpoint() {
+    let dir = common::tempdir();
+    let log = dir.path().join("app.log");
+    let line = |t: u32, k: &str| format!("{{\"t\":{t},\"k\":\"{k}\"}}\n");
+    // Two minutes of events; the first minute closes, the second stays open.
+    let first: String = [(5, "a"), (20, "b"), (50, "a"), (65, "a"), (80, "b")]
+        .iter()
+        .map(|&(t, k)| line(t, k))
+        .collect();
+    common::append(&log, &first);
+    let window = [
+        "--window",
+        "tumbling:1m",
+        "--time",
+        ".t",
+        "--key",
+        ".k",
+        "--agg",
+        "n=count",
+    ];
+    let out1 = dir.path().join("out1");
+    let args = [
+        &["-F", "--follow-interval", "20ms", "--checkpoint", "cp"][..],
+        &window,
+    ];
+    let mut child = common::evq()
+        .current_dir(dir.path())
+        .args(args.concat())
+        .arg("-o")
+        .arg(&out1)
+        .arg("app.log")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first minute's results, then stop it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&out1)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "no results");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let got1 = std::fs::read_to_string(&out1).unwrap();
+    assert_eq!(
+        got1,
+        "{\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:01:00Z\",\"key\":\"a\",\"n\":2}\n\
+         {\"window_start\":\"1970-01-01T00:00:00Z\",\"window_end\":\"1970-01-01T00:01:00Z\",\"key\":\"b\",\"n\":1}\n"
+    );
+    // More lines, and a run to the end with the same checkpoint.
+    common::append(&log, &line(100, "a"));
+    let rest = run_in(
+        dir.path(),
+        &[&["--checkpoint", "cp"][..], &window, &["app.log"]].concat(),
+    );
+    assert_eq!(common::status(&rest), 0, "{}", common::stderr(&rest));
+    let all = run_in(dir.path(), &[&window[..], &["app.log"]].concat());
+    assert_eq!(
+        format!("{got1}{}", common::stdout(&rest)),
+        common::stdout(&all)
+    );
+}
