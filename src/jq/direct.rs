@@ -44,6 +44,8 @@ pub struct Chain {
 pub struct Keyed {
     pub keys: Vec<Expr>,
     pub time: Option<Expr>,
+    /// Without `time`: whether events take the clock's time (arrival time).
+    pub clock: bool,
     pub values: Vec<Option<(Expr, bool)>>,
 }
 
@@ -171,7 +173,8 @@ pub fn compile(stages: &[(bool, &str)], vars: &[(String, Val)]) -> Option<Chain>
     compile_with(stages, vars, |_| Some(None))
 }
 
-/// Compiles filters followed by a keyed stage: `keys`, `time` and `values`
+/// Compiles filters followed by a keyed stage: `keys`, `time` (or, without
+/// it, whether events take the clock's time: `clock`) and `values`
 /// (one per aggregate: its expression, `None` for one without, and whether
 /// it takes numbers) as written. `None` when any of them is beyond direct
 /// evaluation.
@@ -179,6 +182,7 @@ pub fn compile_keyed(
     filters: &[&str],
     keys: &[&str],
     time: Option<&str>,
+    clock: bool,
     values: &[(Option<&str>, bool)],
     vars: &[(String, Val)],
 ) -> Option<Chain> {
@@ -200,7 +204,12 @@ pub fn compile_keyed(
                 None => Some(None),
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Some(Keyed { keys, time, values }))
+        Some(Some(Keyed {
+            keys,
+            time,
+            clock,
+            values,
+        }))
     })
 }
 

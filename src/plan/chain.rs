@@ -394,6 +394,7 @@ impl Chain {
                         &filters,
                         &keys,
                         window.time.as_deref(),
+                        window.spec.is_some(),
                         &values,
                         &vars,
                     );

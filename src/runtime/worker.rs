@@ -580,7 +580,9 @@ fn extract(
         }
         let key_end = buf.len();
         let time = match &keyed.time {
-            None => crate::stage::window::time::now(),
+            // Arrival time, for windows; a group-by needs none.
+            None if keyed.clock => crate::stage::window::time::now(),
+            None => 0,
             Some(e) => {
                 let start = buf.len();
                 let kind = line.write_value(e, false, buf)?;

@@ -553,7 +553,10 @@ impl StatefulStage for WindowStage {
                 let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
                 time::event_time(&v).map_err(|e| format!("--time: {e}"))?
             }
-            None => time::now(),
+            // Arrival time, for windows; a group-by needs none (first and
+            // last go by arrival order).
+            None if self.config.spec.is_some() => time::now(),
+            None => 0,
         };
         let mark = into.start();
         into.write_key(&key);
