@@ -170,18 +170,10 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool);
     let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop);
     let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool));
-    if let (Some(owner), Some(state)) = (&mut collector.owner, &state)
-        && let Err(e) = owner.restore(state)
-    {
-        let path = collector
-            .saving
-            .as_ref()
-            .map(|s| s.path.display().to_string());
-        crate::report::progress::eprintln(&format!(
-            "evq: --checkpoint {}: the state it holds cannot be restored: {e}",
-            path.unwrap_or_default()
-        ));
-        return status::USAGE;
+    if let (Some(owner), Some(state)) = (&mut collector.owner, &state) {
+        // The plan refused a state this chain cannot take back.
+        let restored = owner.restore(state);
+        restored.expect("the plan restored this state once already");
     }
 
     let stopped = collector

@@ -68,10 +68,12 @@ impl Owner {
             .expect("a stateful stage")
     }
 
-    fn stage_mut(&mut self) -> &mut (dyn StatefulStage + 'static) {
-        self.worker.steps_mut()[self.at]
+    /// The stage and its timers, to use together.
+    fn parts(&mut self) -> (&mut (dyn StatefulStage + 'static), &mut Timers) {
+        let stage = self.worker.steps_mut()[self.at]
             .stateful_mut()
-            .expect("a stateful stage")
+            .expect("a stateful stage");
+        (stage, &mut self.timers)
     }
 
     fn watermark(&self) -> Option<i64> {
@@ -92,13 +94,8 @@ impl Owner {
             let watermark = self.watermark();
             let mut out = std::mem::take(&mut self.scratch);
             let at = self.at;
-            let result = {
-                let timers = &mut self.timers;
-                let stage = self.worker.steps_mut()[at]
-                    .stateful_mut()
-                    .expect("a stateful stage");
-                stage.apply(&event, watermark, timers, &mut out)
-            };
+            let (stage, timers) = self.parts();
+            let result = stage.apply(&event, watermark, timers, &mut out);
             let counters = &mut p.stages[at];
             counters.events_in += 1;
             let (error, late_event) = match result {
@@ -151,11 +148,7 @@ impl Owner {
             due = true;
         }
         if due {
-            let at = self.at;
-            let timers = &mut self.timers;
-            let stage = self.worker.steps_mut()[at]
-                .stateful_mut()
-                .expect("a stateful stage");
+            let (stage, timers) = self.parts();
             stage.fire(watermark, timers, out);
         }
     }
@@ -196,9 +189,9 @@ impl Owner {
     /// End of input: the stage emits everything it holds.
     pub fn finish(&mut self) -> Processed {
         let mut p = self.worker.empty(0, 0);
-        (p.from_reader, p.last) = (false, true);
+        p.from_reader = false;
         let mut out = std::mem::take(&mut self.scratch);
-        self.stage_mut().finish(&mut out);
+        self.parts().0.finish(&mut out);
         self.timers.clear();
         self.emit(&mut out, 0, &mut p);
         self.scratch = out;
@@ -216,11 +209,7 @@ impl Owner {
     /// Takes back what `snapshot` saved.
     pub fn restore(&mut self, state: &Json) -> Result<(), String> {
         self.max_time = state["max_time"].as_i64();
-        let at = self.at;
-        let timers = &mut self.timers;
-        let stage = self.worker.steps_mut()[at]
-            .stateful_mut()
-            .expect("a stateful stage");
+        let (stage, timers) = self.parts();
         stage.restore(&state["stage"], timers)
     }
 

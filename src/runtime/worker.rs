@@ -60,8 +60,6 @@ pub struct Processed {
     /// False for what a stateful stage emits on its own (idle tick, end of
     /// input), which the reader did not deal out.
     pub from_reader: bool,
-    /// What a stateful chain emitted at the end of input: nothing follows.
-    pub last: bool,
     /// The source's position after this batch (`Batch::end`).
     pub end: crate::source::Position,
     /// In a chain with a stateful stage: what the events that reached it
@@ -344,7 +342,6 @@ impl Worker {
             failures: Vec::new(),
             aborted: false,
             from_reader: true,
-            last: false,
             end: Default::default(),
             keyed: None,
         }

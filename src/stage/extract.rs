@@ -85,14 +85,6 @@ impl Extracts {
         self.values.clear();
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Starts an extraction: write the key with `key_buffer`, then call
     /// `key_done`, add values, and `finish` (or `abandon`).
     pub fn start(&self) -> Mark {
