@@ -388,3 +388,52 @@ fn a_signal_keeps_open_windows_in_the_checkpoint() {
         common::stdout(&all)
     );
 }
+
+/// A version-1 checkpoint (positions only, no chain) still resumes a
+/// stateless chain, and is refused by a chain with a window, which cannot
+/// know what wrote it.
+#[test]
+fn a_version_1_checkpoint_resumes_a_stateless_chain_only() {
+    let dir = common::tempdir();
+    std::fs::copy(common::fixture("app.ndjson"), dir.path().join("app.ndjson")).unwrap();
+    let first = run_in(
+        dir.path(),
+        &["--checkpoint", "cp", "-f", "true", "app.ndjson"],
+    );
+    assert_eq!(common::status(&first), 0, "{}", common::stderr(&first));
+    assert!(!common::stdout(&first).is_empty());
+    let mut cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cp")).unwrap()).unwrap();
+    let map = cp.as_object_mut().unwrap();
+    map.remove("chain");
+    map.insert("version".into(), serde_json::json!(1));
+    std::fs::write(dir.path().join("cp"), cp.to_string()).unwrap();
+    let again = run_in(
+        dir.path(),
+        &["--checkpoint", "cp", "-f", "true", "app.ndjson"],
+    );
+    assert_eq!(common::status(&again), 0, "{}", common::stderr(&again));
+    assert_eq!(common::stdout(&again), "", "resumed at the end");
+    std::fs::write(dir.path().join("cp"), cp.to_string()).unwrap();
+    let window = run_in(
+        dir.path(),
+        &[
+            "--checkpoint",
+            "cp",
+            "--key",
+            ".service",
+            "--agg",
+            "n=count",
+            "app.ndjson",
+        ],
+    );
+    assert_eq!(common::status(&window), 2);
+    assert!(
+        common::stderr(&window).starts_with(
+            "evq: --checkpoint cp was written for another chain: it holds the state of `a chain of an older evq`"
+        ),
+        "{}",
+        common::stderr(&window)
+    );
+    assert_eq!(common::stdout(&window), "");
+}

@@ -1135,3 +1135,63 @@ fn results_match_the_reference_for_every_thread_count() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. Results written as lines equal results built as values
+
+/// When nothing after the window needs its results as values, they are
+/// written straight as JSON lines; a `-m .` after it makes them values that
+/// the output formats. The two must be the same bytes, for every aggregate
+/// and every kind of key.
+#[test]
+fn results_written_as_lines_equal_results_built_as_values() {
+    let dir = common::tempdir();
+    let mut input = String::new();
+    let keys = [
+        "\"a\"",
+        "\"b\\u0021\"",
+        "1",
+        "1.0",
+        "-0",
+        "null",
+        "true",
+        "[1,\"x\"]",
+        "{\"z\":1,\"a\":2}",
+        "\"caf\u{e9}\"",
+        "100000000000000000000",
+    ];
+    let values = ["1", "2.5", "-7", "1e3", "12.50", "null", "\"s\"", "0.1"];
+    let mut rng = Rng(0x12_0006);
+    for i in 0..2000 {
+        let t = 1_762_070_400 + i / 3;
+        let k = rng.pick(&keys);
+        let v = rng.pick(&values);
+        let n = rng.below(1000);
+        writeln!(input, r#"{{"t":{t},"k":{k},"v":{v},"n":{n}}}"#).unwrap();
+    }
+    std::fs::write(dir.path().join("in.ndjson"), input).unwrap();
+    let aggs = "--agg c=count --agg s=sum(.n) --agg a=avg(.n) --agg f=sum(.n/7) \
+                --agg p=p99(.n) --agg q=percentile(.n;0.3) --agg lo=min(.v) --agg hi=max(.v) \
+                --agg fi=first(.v) --agg la=last(.v) --agg d=count_distinct(.v) --agg col=collect(.v;3)";
+    let chains = [
+        format!("--window tumbling:1m --time .t --key .k {aggs}"),
+        format!("--window sliding:2m/30s --time .t --key .k --key (.n%3) {aggs}"),
+        format!("--window session:2s --time .t --key .k {aggs}"),
+        format!("--window tumbling:5m --time .t {aggs}"),
+        format!("--key .k {aggs}"),
+        format!("--key (.n%5) {aggs}"),
+    ];
+    for chain in &chains {
+        let args = [words(chain), vec!["in.ndjson"]].concat();
+        let lines = run_in(dir.path(), &args);
+        let values = run_in(dir.path(), &[args.clone(), vec!["-m", "."]].concat());
+        assert_eq!(
+            common::status(&lines),
+            0,
+            "{chain}: {}",
+            common::stderr(&lines)
+        );
+        assert!(common::stdout(&lines).lines().count() >= 2, "{chain}");
+        assert_eq!(common::stdout(&lines), common::stdout(&values), "{chain}");
+    }
+}

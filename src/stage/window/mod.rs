@@ -859,6 +859,58 @@ mod tests {
     use super::*;
     use crate::jq::Globals;
 
+    /// Keys sort as jq orders their values, whether they take the quick
+    /// way (plain strings, integers, null, booleans) or are read back.
+    #[test]
+    fn keys_sort_as_jq_orders_their_values() {
+        let quick = [
+            "\"b\"",
+            "3",
+            "null",
+            "\"a!\"",
+            "-5",
+            "true",
+            "\"ab\"",
+            "\"\"",
+            "false",
+            "\"a\"",
+            "10",
+            "0",
+            "\"abcdefghij\"",
+            "\"abcdefghi\"",
+            "\"\u{e9}\"",
+            "\"z\"",
+        ];
+        // Any of these makes the whole set be read back.
+        let slow = [
+            "1.5",
+            "[1]",
+            "{\"a\":1}",
+            "\"a\\u0021\"",
+            "99999999999999999999",
+        ];
+        let by_value = |keys: &[&str]| {
+            let mut v: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            v.sort_by(|a, b| key_value(a.as_bytes()).cmp(&key_value(b.as_bytes())));
+            v
+        };
+        let sort = |keys: &[&str]| {
+            let map: Keyed<()> = keys.iter().map(|k| (k.as_bytes().to_vec(), ())).collect();
+            sorted(map)
+                .into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert!(quick.iter().all(|k| Quick::of(k.as_bytes()).is_some()));
+        assert_eq!(sort(&quick), by_value(&quick));
+        for extra in slow {
+            assert!(Quick::of(extra.as_bytes()).is_none(), "{extra}");
+            let mut keys = quick.to_vec();
+            keys.push(extra);
+            assert_eq!(sort(&keys), by_value(&keys), "with {extra}");
+        }
+    }
+
     impl WindowStage {
         /// What the runtime does with one event: extract, apply with the
         /// watermark, fire the timers it reached.
