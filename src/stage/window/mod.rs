@@ -891,7 +891,7 @@ mod tests {
         ];
         let by_value = |keys: &[&str]| {
             let mut v: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            v.sort_by(|a, b| key_value(a.as_bytes()).cmp(&key_value(b.as_bytes())));
+            v.sort_by_key(|k| key_value(k.as_bytes()));
             v
         };
         let sort = |keys: &[&str]| {
