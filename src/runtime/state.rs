@@ -1,5 +1,5 @@
 //! Keyed state: how a stateful stage's state is kept, timed and saved. Every
-//! stateful stage (a window or group-by; a join or a pattern next) runs on
+//! stateful stage (a window or group-by, a join; a pattern next) runs on
 //! this one mechanism; what the stage does with an event is its own file in
 //! `stage/`.
 //!
@@ -12,13 +12,21 @@
 //!   several times faster than extracting, so one owner keeps up with every
 //!   core; and because it applies in input order, which event is late and
 //!   what is emitted when never depends on the number of workers.
+//! - **Sides.** A stage reads one input side, or two (a join: the main
+//!   input and its FILE). With two, a reader thread reads each, kept side
+//!   by side by a `Gate`, and the owner queues each side's extractions and
+//!   applies them merged in event time (the earlier first, side 0 on a
+//!   tie), as far as both sides have events or one has ended: the order is
+//!   fixed by the inputs alone, never by timing or `--threads`.
 //! - **Event time.** The owner keeps the watermark (greatest event time
-//!   applied minus `--lateness`; on arrival time, also moved by the clock
-//!   while input is idle) and the stage's timers, which fire once the
+//!   applied minus `--lateness`, per side, the smallest of them, a side
+//!   whose events are all applied counting as +infinity; on arrival time,
+//!   also moved by the clock while input is idle) and the stage's timers, which fire once the
 //!   watermark reaches them. End of input is a watermark of +infinity.
 //! - **Checkpoint.** The state, the watermark and the input positions are
 //!   taken together between two batches (`snapshot`), so a checkpoint holds
-//!   exactly the state of the events before its positions.
+//!   exactly the state of the events before its positions: a position
+//!   moves past a batch only once all its events are applied (`completed`).
 
 use super::worker::{Failure, Processed, Worker};
 use crate::report::stats::StateStats;

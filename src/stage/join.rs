@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+use hashbrown::hash_map::EntryRef;
 
 /// Which unmatched events a join emits (`--join-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -141,8 +142,6 @@ pub struct JoinStage {
     release: [VecDeque<(i64, u64)>; 2],
     /// The time of the timer set for the earliest deadline, if one is set.
     timer: Option<i64>,
-    /// The partners of the event being applied (kept for its room).
-    partners: Vec<u64>,
     next: u64,
     bytes: u64,
     counters: Counters,
@@ -169,7 +168,6 @@ impl JoinStage {
             by_key: HashMap::default(),
             release: Default::default(),
             timer: None,
-            partners: Vec::new(),
             next: 0,
             bytes: 0,
             counters: Counters::default(),
@@ -180,21 +178,25 @@ impl JoinStage {
         if side == 0 { "--key" } else { "--join-key" }
     }
 
-    /// Holds an event until the watermark passes its deadline.
+    /// Holds an event until the watermark passes its deadline: indexed by
+    /// its key, then kept.
     fn hold(&mut self, held: Held, timers: &mut Timers) {
+        if let Some(key) = &held.key {
+            let sides = match self.by_key.entry_ref(&key[..]) {
+                EntryRef::Occupied(o) => o.into_mut(),
+                EntryRef::Vacant(v) => v.insert_with_key(Rc::clone(key), Default::default()),
+            };
+            sides[held.side as usize].push_back(self.next);
+        }
+        self.keep(held, timers);
+    }
+
+    /// Keeps an event (already under its key, if it has one) as the next
+    /// one taken, to be released at its deadline.
+    fn keep(&mut self, held: Held, timers: &mut Timers) {
         let seq = self.next;
         self.next += 1;
         self.bytes += cost(&held);
-        if let Some(key) = &held.key {
-            match self.by_key.get_mut(&key[..]) {
-                Some(sides) => sides[held.side as usize].push_back(seq),
-                None => {
-                    let mut sides: [VecDeque<u64>; 2] = Default::default();
-                    sides[held.side as usize].push_back(seq);
-                    self.by_key.insert(key.clone(), sides);
-                }
-            }
-        }
         let release = &mut self.release[held.side as usize];
         let due = (held.deadline, seq);
         match release.back() {
@@ -225,12 +227,6 @@ impl JoinStage {
                 self.timer = Some(at);
             }
         }
-    }
-
-    fn get(&self, seq: u64) -> &Held {
-        self.held[(seq - self.first) as usize]
-            .as_ref()
-            .expect("a held event")
     }
 
     /// Releases every held event whose deadline is before `watermark`, in
@@ -278,14 +274,15 @@ impl JoinStage {
         let side = held.side as usize;
         self.bytes -= cost(&held);
         if let Some(key) = &held.key
-            && let Some(sides) = self.by_key.get_mut(&key[..])
+            && let EntryRef::Occupied(mut o) = self.by_key.entry_ref(&key[..])
         {
+            let sides = o.get_mut();
             let list = &mut sides[side];
             if let Some(i) = list.iter().position(|&s| s == seq) {
                 list.remove(i);
             }
             if sides[0].is_empty() && sides[1].is_empty() {
-                self.by_key.remove(&key[..]);
+                o.remove();
             }
         }
         if !held.matched {
@@ -299,12 +296,6 @@ impl JoinStage {
                 write_pair(l, r, out);
             }
         }
-    }
-
-    /// Whether a left event at `left` and a right one at `right` pair.
-    fn within(&self, left: i64, right: i64) -> bool {
-        let d = right.saturating_sub(left);
-        self.config.lower <= d && d <= self.config.upper
     }
 }
 
@@ -428,57 +419,59 @@ impl StatefulStage for JoinStage {
             _ => b"null",
         };
         let key = (event.key != b"null").then_some(event.key);
+        let seq = self.next;
         let mut matched = false;
-        let mut partners = std::mem::take(&mut self.partners);
-        partners.clear();
-        if let Some(key) = key
-            && let Some(sides) = self.by_key.get(key)
-        {
-            for &seq in &sides[1 - side] {
-                let b = self.get(seq);
-                let fits = if side == 0 {
-                    self.within(event.time, b.time)
-                } else {
-                    self.within(b.time, event.time)
+        // One lookup of the key: its partners, and its place for this event.
+        let shared = match key {
+            None => None,
+            Some(key) => {
+                let (lower, upper) = (self.config.lower, self.config.upper);
+                let (held, first) = (&mut self.held, self.first);
+                let (shared, sides) = match self.by_key.entry_ref(key) {
+                    EntryRef::Occupied(o) => (Rc::clone(o.key()), o.into_mut()),
+                    EntryRef::Vacant(v) => {
+                        let o = v.insert_entry_with_key(Rc::from(key), Default::default());
+                        (Rc::clone(o.key()), o.into_mut())
+                    }
                 };
-                if fits {
-                    partners.push(seq);
+                for &partner in &sides[1 - side] {
+                    let b = held[(partner - first) as usize]
+                        .as_mut()
+                        .expect("a held event");
+                    let d = if side == 0 {
+                        b.time.saturating_sub(event.time)
+                    } else {
+                        event.time.saturating_sub(b.time)
+                    };
+                    if lower <= d && d <= upper {
+                        b.matched = true;
+                        matched = true;
+                        self.counters.pairs += 1;
+                        if side == 0 {
+                            write_pair(Some(text), Some(&b.text), out);
+                        } else {
+                            write_pair(Some(&b.text), Some(text), out);
+                        }
+                    }
                 }
+                sides[side].push_back(seq);
+                Some(shared)
             }
-        }
-        for &seq in &partners {
-            let b = self.held[(seq - self.first) as usize]
-                .as_mut()
-                .expect("a held event");
-            b.matched = true;
-            matched = true;
-            self.counters.pairs += 1;
-            if side == 0 {
-                write_pair(Some(text), Some(&b.text), out);
-            } else {
-                write_pair(Some(&b.text), Some(text), out);
-            }
-        }
-        self.partners = partners;
+        };
         let deadline = if side == 0 {
             event.time.saturating_add(self.config.upper)
         } else {
             event.time.saturating_sub(self.config.lower)
         };
-        self.hold(
-            Held {
-                side: side as u8,
-                matched,
-                time: event.time,
-                deadline,
-                key: key.map(|k| match self.by_key.get_key_value(k) {
-                    Some((shared, _)) => Rc::clone(shared),
-                    None => Rc::from(k),
-                }),
-                text: text.into(),
-            },
-            timers,
-        );
+        let held = Held {
+            side: side as u8,
+            matched,
+            time: event.time,
+            deadline,
+            key: shared,
+            text: text.into(),
+        };
+        self.keep(held, timers);
         Ok(())
     }
 

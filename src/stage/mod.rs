@@ -1,6 +1,6 @@
 //! Stages: the steps an event goes through, in command-line order. A
 //! stateless stage (filter, map) implements `Stage`: it sees one event at a
-//! time and keeps nothing. A stateful one (the window; a join or a pattern
+//! time and keeps nothing. A stateful one (the window, the join; a pattern
 //! next) implements `StatefulStage`, with hooks of its own: its key, the
 //! extraction on the workers and its state on one owner, timers on the
 //! watermark, the end of input, saving and restoring its state, counters. A chain is a list of `Step`s of either kind; the
@@ -85,7 +85,7 @@ pub trait Stage {
     fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<(), Rejected>;
 }
 
-/// A step that keeps state across events, per key (a window; a join or a
+/// A step that keeps state across events, per key (a window, a join; a
 /// pattern next): what it emits depends on the events before. It works in
 /// two halves on two sides of the runtime (`runtime::state`):
 ///
