@@ -127,7 +127,9 @@ fn join_state_survives_kill_9() {
             7..=15 => span * 4 / 5,
             _ => span * 3,
         };
-        let status = common::wait_timeout(&mut child, Duration::from_millis(20 + rng.below(most)));
+        // At least long enough to start and save once (every 50 ms).
+        let delay = Duration::from_millis(150 + rng.below(most));
+        let status = common::wait_timeout(&mut child, delay);
         if status.is_none() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
