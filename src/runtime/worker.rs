@@ -76,6 +76,8 @@ struct Direct {
     lines: Vec<Fate>,
     /// What the map wrote for the lines, one after the other.
     maps: Vec<u8>,
+    /// The `--lookup` tables as this batch sees them.
+    tables: Vec<Arc<crate::jq::lookup::Table>>,
 }
 
 impl Direct {
@@ -87,6 +89,7 @@ impl Direct {
     /// jaq at that point, in order; of the direct attempt only its time counts.
     fn process(&mut self, batch: &Batch, stages: &mut Stages, p: &mut Processed) {
         let width = self.chain.slots;
+        self.tables = crate::jq::lookup::tables();
         // `locate` empties each line's slots itself.
         self.slots.resize(batch.lines.len() * width, None);
         self.lines.clear();
@@ -114,6 +117,7 @@ impl Direct {
                     raw: batch.line(line),
                     slots: &self.slots[n * width..(n + 1) * width],
                     located,
+                    tables: &self.tables,
                 };
                 self.lines[n] = match stage {
                     direct::Stage::Filter(e) => match line.keeps(e) {
@@ -160,6 +164,7 @@ impl Direct {
                         raw,
                         slots: &self.slots[n * width..(n + 1) * width],
                         located,
+                        tables: &self.tables,
                     };
                     let keyed = self.chain.keyed.as_ref().expect("keyed");
                     let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
@@ -265,6 +270,7 @@ impl Worker {
                 slots: Vec::new(),
                 lines: Vec::new(),
                 maps: Vec::new(),
+                tables: Vec::new(),
             }),
             stages: Stages {
                 steps,
@@ -295,6 +301,8 @@ impl Worker {
             p.keyed = Some(Box::default());
         }
         crate::jq::builtins::set_source(batch.source);
+        // A `--lookup` table loaded again is used from a batch's start on.
+        crate::jq::lookup::refresh();
         match &mut self.direct {
             _ if self.stages.format == Format::Raw => self.stages.raw(batch, &mut p),
             Some(direct) => direct.process(batch, &mut self.stages, &mut p),
