@@ -328,6 +328,7 @@ impl Worker {
     /// Runs events a stateful stage emitted (from no input line, or while
     /// input line `at` was applied) through the stages from `from` on.
     pub fn run_from(&mut self, from: usize, events: &mut Vec<Event>, at: u64, p: &mut Processed) {
+        crate::jq::lookup::refresh();
         for event in events.drain(..) {
             self.stages.stage(from, event, b"", 0, at, p);
         }
