@@ -48,8 +48,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 /// The rows of one table file: key bytes to the row's compact JSON text.
 #[derive(Default)]
 pub struct Table {
-    /// Each entry's key bytes, then its row's JSON text.
-    arena: Vec<u8>,
+    /// Each entry's key bytes, then its row's JSON text, in chunks of
+    /// `CHUNK` bytes (a chunk is never reallocated: no copy while loading,
+    /// and at most one chunk's slack).
+    chunks: Vec<Vec<u8>>,
     /// In the order the keys first came (the order of INDEX's object).
     entries: Vec<Entry>,
     /// Indices into `entries`, by the hash of their key.
@@ -57,10 +59,14 @@ pub struct Table {
     hasher: foldhash::fast::FixedState,
 }
 
+/// Bytes of a chunk of the arena (a larger row gets a chunk of its own).
+const CHUNK: usize = 1 << 20;
+
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Where the key starts in the arena; the row follows it.
-    start: usize,
+    chunk: u32,
+    /// Where the key starts in its chunk; the row follows it.
+    offset: u32,
     key_len: u32,
     row_len: u32,
 }
@@ -80,36 +86,39 @@ impl Table {
         else {
             panic!("a key or row of 4 GiB");
         };
+        let need = key.len() + row.len();
+        let room = self.chunks.last().map_or(0, |c| c.capacity() - c.len());
+        if room < need {
+            self.chunks.push(Vec::with_capacity(need.max(CHUNK)));
+        }
+        let chunk = self.chunks.len() - 1;
         let entry = Entry {
-            start: self.arena.len(),
+            chunk: u32::try_from(chunk).expect("fewer than 2^32 chunks"),
+            offset: u32::try_from(self.chunks[chunk].len()).expect("a chunk below 4 GiB"),
             key_len,
             row_len,
         };
+        self.chunks[chunk].extend_from_slice(key);
+        self.chunks[chunk].extend_from_slice(row);
         let hash = self.hasher.hash_one(key);
         let Table {
-            arena,
+            chunks,
             entries,
             index,
             hasher,
         } = self;
-        let found = index.find(hash, |&i| entries_key(arena, entries, i) == key);
-        let replaced = match found {
+        match index.find(hash, |&i| entry_key(chunks, entries, i) == key) {
             Some(&i) => {
                 entries[i as usize] = entry;
                 true
             }
             None => {
                 let i = u32::try_from(entries.len()).expect("fewer than 2^32 rows");
-                index.insert_unique(hash, i, |&i| {
-                    hasher.hash_one(entries_key(arena, entries, i))
-                });
                 entries.push(entry);
+                index.insert_unique(hash, i, |&i| hasher.hash_one(entry_key(chunks, entries, i)));
                 false
             }
-        };
-        arena.extend_from_slice(key);
-        arena.extend_from_slice(row);
-        replaced
+        }
     }
 
     /// Rows held (distinct keys).
@@ -117,29 +126,28 @@ impl Table {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Each key and its row, in the order the keys first came.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         (0..self.entries.len() as u32).map(|i| (self.key(i), self.row(i)))
     }
 
-    /// Gives back what the arena and entries reserved beyond their use.
+    /// Gives back what the last chunk and the entries reserved beyond
+    /// their use.
     pub fn shrink_to_fit(&mut self) {
-        self.arena.shrink_to_fit();
+        if let Some(last) = self.chunks.last_mut() {
+            last.shrink_to_fit();
+        }
         self.entries.shrink_to_fit();
     }
 
     fn key(&self, i: u32) -> &[u8] {
-        entries_key(&self.arena, &self.entries, i)
+        entry_key(&self.chunks, &self.entries, i)
     }
 
     fn row(&self, i: u32) -> &[u8] {
         let e = self.entries[i as usize];
-        let start = e.start + e.key_len as usize;
-        &self.arena[start..start + e.row_len as usize]
+        let start = (e.offset + e.key_len) as usize;
+        &self.chunks[e.chunk as usize][start..start + e.row_len as usize]
     }
 
     /// The whole table as one object, as INDEX makes it.
@@ -156,9 +164,10 @@ impl Table {
 
 /// The key of entry `i` (a function of the fields, for the hash table's
 /// rehash while the table itself is borrowed).
-fn entries_key<'a>(arena: &'a [u8], entries: &[Entry], i: u32) -> &'a [u8] {
+fn entry_key<'a>(chunks: &'a [Vec<u8>], entries: &[Entry], i: u32) -> &'a [u8] {
     let e = entries[i as usize];
-    &arena[e.start..e.start + e.key_len as usize]
+    let start = e.offset as usize;
+    &chunks[e.chunk as usize][start..start + e.key_len as usize]
 }
 
 /// What a table's loads counted, for `--stats` (`lookups`).

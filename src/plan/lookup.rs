@@ -22,6 +22,7 @@ use super::vars::{Binding, var_name, variables};
 use crate::cli::Args;
 use crate::jq::lookup::{self, Table};
 use crate::jq::{Globals, Program};
+use crate::json::{Kind, Locate, Located, Token};
 use crate::report::status::io_error_text;
 use jaq_json::Val;
 use std::io::{BufRead, Read};
@@ -121,10 +122,65 @@ pub(super) fn prepare(args: &Args, bindings: &[Binding]) -> Result<Lookups, Erro
 /// keys, else (and for an error's message) by running KEY.
 struct Key {
     path: Option<Vec<Vec<u8>>>,
+    /// The same path for `json::locate`, each key in a slot from 0.
+    locate: Option<Locate>,
     program: Program,
 }
 
+/// Keys of a path `Key` reads straight from a row's text, at most.
+const KEY_DEPTH: usize = 8;
+
 impl Key {
+    fn new(code: &str, program: Program) -> Key {
+        let path = key_path(code).filter(|p| p.len() <= KEY_DEPTH);
+        let locate = path.as_ref().map(|path| {
+            let mut locate = Locate::default();
+            let mut node = &mut locate;
+            for (slot, key) in path.iter().enumerate() {
+                node.keys.push((key.clone(), slot, Locate::default()));
+                node = &mut node.keys[0].2;
+            }
+            locate
+        });
+        Key {
+            path,
+            locate,
+            program,
+        }
+    }
+
+    /// The key of a row's text as `tostring` gives it, read from its
+    /// tokens (the text is spelled as jaq writes, so a value's text is its
+    /// `tostring`); `None` when jaq must say (an escaped string, a type error).
+    fn of_text<'t>(
+        &self,
+        text: &'t [u8],
+        located: &Located,
+        slots: &[Option<Token>],
+    ) -> Option<&'t [u8]> {
+        let mut kind = located.root.kind;
+        for (i, slot) in slots.iter().enumerate() {
+            match kind {
+                Kind::Object => {}
+                Kind::Null => return Some(b"null"),
+                _ => return None,
+            }
+            let Some(t) = slot else {
+                return Some(b"null");
+            };
+            if i + 1 < slots.len() {
+                kind = t.kind;
+                continue;
+            }
+            return match t.kind {
+                Kind::Str => Some(&text[t.start + 1..t.end - 1]),
+                Kind::EscapedStr => None,
+                _ => Some(&text[t.start..t.end]),
+            };
+        }
+        None
+    }
+
     /// Appends each value of KEY on `row`, as `tostring` gives it, to `out`.
     fn keys(&self, row: &Val, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
         if let Some(path) = &self.path {
@@ -210,10 +266,8 @@ impl Lookups {
             .iter()
             .map(|spec| {
                 let label = format!("--lookup {} KEY", spec.name);
-                Program::compile(&spec.key, &label, &globals).map(|program| Key {
-                    path: key_path(&spec.key),
-                    program,
-                })
+                Program::compile(&spec.key, &label, &globals)
+                    .map(|program| Key::new(&spec.key, program))
             })
             .collect())
     }
@@ -338,7 +392,6 @@ struct Builder<'a> {
     duplicates: u64,
     failed: u64,
     keys: Vec<Vec<u8>>,
-    row: Vec<u8>,
 }
 
 impl Builder<'_> {
@@ -353,8 +406,9 @@ impl Builder<'_> {
         }
     }
 
-    /// Adds the row `value`, from line `line`, under each of its keys.
-    fn add(&mut self, line: u64, value: &Val) {
+    /// Adds the row `value`, from line `line`, under each of its keys;
+    /// `text` is its JSON as jaq writes it, when known.
+    fn add(&mut self, line: u64, value: &Val, text: Option<&[u8]>) {
         self.keys.clear();
         let mut keys = std::mem::take(&mut self.keys);
         match self.key.keys(value, &mut keys) {
@@ -363,16 +417,23 @@ impl Builder<'_> {
                 self.fail(line, &format!("KEY {} gives no value", self.spec.key))
             }
             Ok(()) => {
-                self.row.clear();
-                crate::json::write_compact(&mut self.row, value);
+                let mut written = Vec::new();
+                let row = text.unwrap_or_else(|| {
+                    crate::json::write_compact(&mut written, value);
+                    &written
+                });
                 for key in &keys {
-                    if self.table.insert(key, &self.row) {
-                        self.duplicates += 1;
-                    }
+                    self.insert(key, row);
                 }
             }
         }
         self.keys = keys;
+    }
+
+    fn insert(&mut self, key: &[u8], row: &[u8]) {
+        if self.table.insert(key, row) {
+            self.duplicates += 1;
+        }
     }
 
     fn finish(mut self) -> Loaded {
@@ -426,7 +487,6 @@ fn read(spec: &Spec, key: &Key, quiet: bool) -> Result<Loaded, String> {
         duplicates: 0,
         failed: 0,
         keys: Vec::new(),
-        row: Vec::new(),
     };
     match delimiter(&spec.file) {
         Some(delimiter) => read_csv(reader, delimiter, &mut builder)?,
@@ -453,10 +513,31 @@ fn read_ndjson(reader: Box<dyn Read + '_>, builder: &mut Builder) -> std::io::Re
         if text.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             continue;
         }
-        match crate::json::parse(text) {
-            Ok(value) => builder.add(number, &value),
-            Err(e) => builder.fail(number, &e.to_string()),
-        }
+        ndjson_row(builder, number, text);
+    }
+}
+
+/// One NDJSON row. A row spelled as jaq writes it is kept as it is, and
+/// with a path KEY its key is read from its tokens: no jaq value is built.
+fn ndjson_row(builder: &mut Builder, number: u64, text: &[u8]) {
+    let key = builder.key;
+    let none = Locate::default();
+    let depth = key.path.as_ref().map_or(0, Vec::len);
+    let mut slots = [None; KEY_DEPTH];
+    let slots = &mut slots[..depth];
+    let located = crate::json::locate(text, key.locate.as_ref().unwrap_or(&none), slots, true);
+    let as_is = located
+        .as_ref()
+        .is_ok_and(|l| l.canonical && l.unique_keys && memchr::memchr(0x7f, text).is_none());
+    if let (true, Ok(located)) = (as_is && key.locate.is_some(), &located)
+        && let Some(k) = key.of_text(text, located, slots)
+    {
+        builder.insert(k, text);
+        return;
+    }
+    match crate::json::parse(text) {
+        Ok(value) => builder.add(number, &value, as_is.then_some(text)),
+        Err(e) => builder.fail(number, &e.to_string()),
     }
 }
 
@@ -470,26 +551,69 @@ fn read_csv(
         .delimiter(delimiter)
         .has_headers(true)
         .from_reader(reader);
-    let header: Vec<Val> = match csv.headers() {
+    let names: Vec<String> = match csv.headers() {
         Ok(h) if h.is_empty() => {
             return Err(format!(
                 "{file}: no header row naming the fields (the file is empty)"
             ));
         }
-        Ok(h) => h.iter().map(|f| Val::from(f.to_string())).collect(),
+        Ok(h) => h.iter().map(String::from).collect(),
         Err(e) => return Err(format!("{file}: header row: {}", csv_error(&e))),
     };
+    // With distinct names a row's JSON is written straight from its fields
+    // (`"name":` written once), and a KEY `.name` is one of them.
+    let distinct = names
+        .iter()
+        .enumerate()
+        .all(|(i, n)| !names[..i].contains(n));
+    let prefixes: Vec<Vec<u8>> = (names.iter())
+        .map(|name| {
+            let mut prefix = Vec::new();
+            crate::json::write_str(name, &mut prefix);
+            prefix.push(b':');
+            prefix
+        })
+        .collect();
+    let field = match &builder.key.path {
+        Some(path) if distinct && path.len() == 1 => {
+            Some(names.iter().position(|n| n.as_bytes() == path[0]))
+        }
+        _ => None,
+    };
     let mut record = csv::StringRecord::new();
+    let mut row = Vec::new();
     loop {
         match csv.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line());
-                let mut map = jaq_json::Map::default();
-                for (name, field) in header.iter().zip(record.iter()) {
-                    map.insert(name.clone(), Val::from(field.to_string()));
+                if !distinct {
+                    // A name given twice: its last value at its first place.
+                    let mut map = jaq_json::Map::default();
+                    for (name, value) in names.iter().zip(record.iter()) {
+                        map.insert(Val::from(name.clone()), Val::from(value.to_string()));
+                    }
+                    builder.add(line, &Val::obj(map), None);
+                    continue;
                 }
-                builder.add(line, &Val::obj(map));
+                row.clear();
+                row.push(b'{');
+                for (i, (prefix, value)) in prefixes.iter().zip(record.iter()).enumerate() {
+                    if i > 0 {
+                        row.push(b',');
+                    }
+                    row.extend_from_slice(prefix);
+                    crate::json::write_str(value, &mut row);
+                }
+                row.push(b'}');
+                match field {
+                    Some(Some(i)) => builder.insert(record[i].as_bytes(), &row),
+                    Some(None) => builder.insert(b"null", &row),
+                    None => {
+                        let value = crate::json::parse(&row).expect("a row written as JSON");
+                        builder.add(line, &value, Some(&row));
+                    }
+                }
             }
             Err(e) => match e.kind() {
                 csv::ErrorKind::Io(io) => {

@@ -722,3 +722,76 @@ fn a_changed_table_is_loaded_again_under_follow_and_a_failed_load_keeps_the_old(
             "failed": 0, "reloads": 1, "reload_failures": 1}])
     );
 }
+
+#[test]
+fn rows_read_straight_from_their_text_are_those_jaq_reads() {
+    let dir = common::tempdir();
+    write(
+        dir.path(),
+        "t.ndjson",
+        concat!(
+            "{\"id\":\"1\",\"v\":1.50}\n",
+            "{ \"id\" : \"2\", \"v\": [1, 2] }\n",
+            "{\"id\":\"\\u0033\",\"v\":\"é\"}\n",
+            "{\"id\":4,\"v\":\"\\u00e9\\/\"}\n",
+            "{\"id\":5,\"id\":6,\"v\":1}\n",
+            "{\"id\":\"7\",\"v\":\"del\u{7f}\"}\n",
+            "{\"id\":-0,\"v\":-0}\n",
+            "{\"id\":{\"a\":[1,{\"b\":null}]},\"v\":true}\n",
+            "{\"id\":1e2,\"v\":null}\n",
+            "{\"id\":1.0,\"v\":\"x\"}\n",
+            "{\"v\":\"no id\"}\n",
+            "null\n",
+            "{\"id\":[3,4]}\n",
+            "[3,4]\n",
+        ),
+    );
+    write(
+        dir.path(),
+        "dup.csv",
+        "id,v,v\n1,a,b\n2,\"c\"\"\",\"d\\e\"\n",
+    );
+    write(
+        dir.path(),
+        "t.csv",
+        "id,v,w\n1,a,\"b\u{7f}\"\n2,\"c\"\"\",\"d\\e\t\"\n",
+    );
+    for file in ["t.ndjson", "dup.csv", "t.csv"] {
+        // `.id` is read from the row's text; `.id | .` runs jaq on its value.
+        let outs: Vec<Output> = [".id", ".id | ."]
+            .iter()
+            .map(|key| {
+                run_in(
+                    dir.path(),
+                    &["-n", "--lookup", "t", file, key, "-c", "-m", "$t"],
+                    "",
+                )
+            })
+            .collect();
+        assert_eq!(common::status(&outs[0]), 0, "{file}");
+        assert_eq!(common::stdout(&outs[0]), common::stdout(&outs[1]), "{file}");
+        assert_eq!(
+            common::stderr(&outs[0]),
+            common::stderr(&outs[1]).replace(".id | .", ".id"),
+            "{file}"
+        );
+    }
+    let out = run_in(
+        dir.path(),
+        &[
+            "-n",
+            "--lookup",
+            "t",
+            "t.ndjson",
+            ".id",
+            "-c",
+            "-m",
+            "$t | keys",
+        ],
+        "",
+    );
+    assert_eq!(
+        common::stdout(&out),
+        "[\"0\",\"1\",\"1.0\",\"1e2\",\"2\",\"3\",\"4\",\"6\",\"7\",\"[3,4]\",\"null\",\"{\\\"a\\\":[1,{\\\"b\\\":null}]}\"]\n"
+    );
+}
