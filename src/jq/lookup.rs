@@ -11,10 +11,10 @@
 //!
 //! A table is held compactly and shared: one `Table` per file for the whole
 //! process (`Arc`), not a jaq object per worker (jaq values are not `Send`,
-//! and a million-row object is some 1 KiB a row). Each row is kept as the
-//! compact JSON text jaq would print for it, after its key's bytes, in one
-//! arena; a hash table (foldhash over the key's bytes) maps a key to its
-//! entry. Looking a key up is one hash and one comparison; only the row
+//! and a tree of jaq values is several times the row's text). Each row is
+//! kept as the compact JSON text jaq would print for it, after its key's
+//! bytes, in an arena of 1 MiB chunks; a hash table (foldhash over the
+//! key's bytes) maps a key to its entry. Looking a key up is one hash and one comparison; only the row
 //! found is parsed into a jaq value. The cost is the row's text and key,
 //! about 22 bytes of entry and index, and the arena's slack (see README:
 //! "Lookup tables").

@@ -2,6 +2,8 @@
 //! standard library, the user's variables and the modules it imports (`-L`),
 //! running it on one value, and rendering compile errors with a caret under
 //! the offending span, in the expression or in the module file at fault.
+//! Uses of a `--lookup` table's `$NAME` are rewritten into calls of its
+//! natives before compiling (`lookup`).
 //! `debug` and `stderr` write on standard error as jq 1.7's do (jaq-std
 //! leaves them to the `log` crate, where nothing would be printed).
 
