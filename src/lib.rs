@@ -19,7 +19,8 @@
 //! - `sink`: event output (stdout, `-o`) and its formats, the dead letter.
 //! - `stage`: what runs on each event: filter, map, and the stateful window.
 //! - `jq`: jaq programs, builtins, compile-error reports, which fields an
-//!   expression reads, direct evaluation without jaq.
+//!   expression reads, direct evaluation without jaq, the `--lookup` tables
+//!   as `$NAME` sees them (their files are read by `plan`).
 //! - `json`: the scanner (validate, parse, locate, project) and the writer.
 //! - `report`: stats, progress bar and standard error, exit statuses.
 //!

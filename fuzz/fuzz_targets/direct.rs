@@ -51,7 +51,12 @@ fuzz_target!(|data: &[u8]| {
     let full = json::parse(raw);
     assert_eq!(located.as_ref().err(), full.as_ref().err(), "validity of {raw:?}");
     let (Ok(located), Ok(value)) = (located, full) else { return };
-    let line = Line { raw, slots: &slots, located };
+    let line = Line {
+        raw,
+        slots: &slots,
+        located,
+        tables: &[],
+    };
 
     // jaq's answer, as the filter and map stages take it.
     let mut outputs = Vec::new();

@@ -128,6 +128,10 @@ pub struct Args {
     #[arg(long, num_args = 2, value_names = ["NAME", "FILE"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
     pub rawfile: Vec<String>,
 
+    /// Load FILE once, before any event, and bind $NAME in every expression to its rows keyed by KEY | tostring, as jq's INDEX(rows; KEY): $NAME[.user_id] is the row or null, so -m '.team = $NAME[.user_id].team' is a left join and -f '$NAME[.user_id] != null' an inner one (a number is looked up as $NAME[.id | tostring]). FILE is NDJSON (gzip or zstd by content), or CSV or TSV when its name ends in .csv or .tsv (a header row names the fields; values are strings). A later row with the same key replaces the earlier one; a row that is not valid or whose KEY fails is reported and skipped. With -F a changed FILE is loaded again between batches. Repeat for more tables.
+    #[arg(long, num_args = 3, value_names = ["NAME", "FILE", "KEY"], action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Stages")]
+    pub lookup: Vec<String>,
+
     /// Look in DIR for the modules and data files that import and include name (repeat for several, searched in order). Default: ~/.jq, $ORIGIN/../lib/jq, $ORIGIN/../lib ($ORIGIN: the directory of the evq executable).
     #[arg(short = 'L', long = "library-path", value_name = "DIR", action = ArgAction::Append, help_heading = "Stages")]
     pub library_path: Vec<PathBuf>,

@@ -1,9 +1,11 @@
 //! Direct evaluation: the common shapes of filter and map expressions (paths,
 //! literals and `--arg`/`--argjson` variables, comparisons, `and`/`or`/`not`,
 //! `//`, `test`, `startswith`/`endswith`/`contains`/`has`, pipes from paths,
-//! object construction, `.k = EXPR`, `select`) run straight on the tokens of
-//! the input line (`json::locate`), with no jaq value built and nothing
-//! allocated per event.
+//! object construction, `.k = EXPR`, `select`, and `--lookup` tables:
+//! `$NAME[KEY]`, `$NAME[KEY | tostring]`, `$NAME[KEY].a.b`) run straight on
+//! the tokens of the input line (`json::locate`), with no jaq value built
+//! and nothing allocated per event. A table is looked up by the key's bytes
+//! (`jq::lookup::Table`), and its row's text is read as the line's is.
 //!
 //! It is a shortcut, never a second semantics: an expression is taken only
 //! when every part of it is understood here, and at run time any case whose
@@ -87,7 +89,26 @@ pub enum Expr {
     /// `PATH | has("k")`: the path's slots (none: the event itself), and
     /// the slot of the key below it.
     Has(Vec<usize>, usize),
+    /// `$NAME[KEY]` and the like: a row of a `--lookup` table.
+    Lookup(Box<Lookup>),
 }
+
+/// `$NAME[KEY]`, `$NAME[KEY | tostring]`, optionally followed by fields
+/// of the row (`.team`, `.a.b`).
+#[derive(Clone, Debug)]
+pub struct Lookup {
+    /// Which table (`jq::lookup::index_of`).
+    table: usize,
+    key: Expr,
+    /// `KEY | tostring`: an integer, null or boolean key is its JSON text.
+    tostring: bool,
+    /// The fields read below the row: one slot each, from 0.
+    fields: Locate,
+    depth: usize,
+}
+
+/// Fields below a row direct evaluation reads at most.
+const ROW_DEPTH: usize = 8;
 
 impl Expr {
     /// Whether evaluating this starts by evaluating the path `slots` (or a
@@ -164,6 +185,9 @@ enum Value<'a> {
     /// A value in the line.
     Token(Token),
     Lit(&'a Lit),
+    /// A value elsewhere (in a `--lookup` table's row): its JSON text,
+    /// spelled as jaq writes it, and its kind.
+    Bytes(&'a [u8], Kind),
 }
 
 /// Compiles a chain of `(is_map, expr)` stages, with the `--arg` and
@@ -295,6 +319,11 @@ impl Compiler<'_> {
 
     fn expr(&mut self, term: &Term<&str>) -> Option<Expr> {
         Some(match term {
+            Term::Path(base, path) if lookup_var(base).is_some() => {
+                self.lookup(lookup_var(base)?, path)?
+            }
+            // A table used whole: left to jaq.
+            Term::Var(_) if lookup_var(term).is_some() => return None,
             Term::Path(..) | Term::Id => {
                 let keys = self.path(term)?;
                 if keys.is_empty() {
@@ -404,6 +433,42 @@ impl Compiler<'_> {
         })
     }
 
+    /// `$NAME[KEY]…` of table `table`: `path` is `[KEY]` and constant fields.
+    fn lookup(&mut self, table: usize, path: &jaq_core::path::Path<Term<&str>>) -> Option<Expr> {
+        let ((Part::Index(key), _), fields) = path.0.split_first()? else {
+            return None;
+        };
+        let (key, tostring) = match key {
+            Term::BinOp(l, BinaryOp::Pipe(None), r) if matches!(&**r, Term::Call("tostring", args) if args.is_empty()) => {
+                (&**l, true)
+            }
+            key => (key, false),
+        };
+        let key = self.expr(key)?;
+        let fields = (fields.iter())
+            .map(|(part, _)| match part {
+                Part::Index(k) => constant(k),
+                Part::Range(..) => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        if fields.len() > ROW_DEPTH {
+            return None;
+        }
+        let mut locate = Locate::default();
+        let mut node = &mut locate;
+        for (slot, field) in fields.iter().enumerate() {
+            node.keys.push((field.clone(), slot, Locate::default()));
+            node = &mut node.keys[0].2;
+        }
+        Some(Expr::Lookup(Box::new(Lookup {
+            table,
+            key,
+            tostring,
+            fields: locate,
+            depth: fields.len(),
+        })))
+    }
+
     /// The current input as an expression (`None` for the event itself).
     fn input(&mut self) -> Option<Expr> {
         (!self.base.is_empty()).then(|| Expr::Path(self.slots_of(&self.base.clone())))
@@ -501,6 +566,29 @@ impl Compiler<'_> {
     }
 }
 
+/// The table a `$NAME` term names, when it names a `--lookup` table.
+fn lookup_var(term: &Term<&str>) -> Option<usize> {
+    match term {
+        Term::Var(name) => crate::jq::lookup::index_of(name.strip_prefix('$')?),
+        _ => None,
+    }
+}
+
+/// The kind of a JSON value's text (valid, compact).
+fn kind_of(text: &[u8]) -> Kind {
+    match text.first() {
+        Some(b'{') => Kind::Object,
+        Some(b'[') => Kind::Array,
+        Some(b'"') if memchr::memchr(b'\\', text).is_some() => Kind::EscapedStr,
+        Some(b'"') => Kind::Str,
+        Some(b'n') => Kind::Null,
+        Some(b't') => Kind::True,
+        Some(b'f') => Kind::False,
+        _ if text.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) => Kind::Dec,
+        _ => Kind::Int,
+    }
+}
+
 /// A number literal as jaq reads it (see `jaq_json::Num::from_str`): a
 /// machine integer, or a decimal compared as a float. Big integers and
 /// negated decimals are left to jaq.
@@ -591,6 +679,8 @@ pub struct Line<'a> {
     pub raw: &'a [u8],
     pub slots: &'a [Option<Token>],
     pub located: Located,
+    /// The `--lookup` tables, as this batch sees them.
+    pub tables: &'a [std::sync::Arc<crate::jq::lookup::Table>],
 }
 
 /// The answer was not certain: run this event through jaq.
@@ -636,6 +726,7 @@ impl Line<'_> {
             Value::Bool(true) => Kind::True,
             Value::Bool(false) => Kind::False,
             Value::Token(t) => t.kind,
+            Value::Bytes(_, kind) => kind,
             Value::Lit(l) => match l.value {
                 Constant::Null => Kind::Null,
                 Constant::Bool(true) => Kind::True,
@@ -666,6 +757,10 @@ impl Line<'_> {
                 match (raw_output, v) {
                     (true, Value::Token(t)) if matches!(t.kind, Kind::Str | Kind::EscapedStr) => {
                         json::write_text(&self.raw[t.start + 1..t.end - 1], out);
+                        Ok(())
+                    }
+                    (true, Value::Bytes(text, Kind::Str | Kind::EscapedStr)) => {
+                        json::write_text(&text[1..text.len() - 1], out);
                         Ok(())
                     }
                     (
@@ -742,6 +837,8 @@ impl Line<'_> {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::Lit(l) => out.extend_from_slice(&l.text),
+            // A table's rows are written by jaq's writer: as they are.
+            Value::Bytes(text, _) => out.extend_from_slice(text),
             Value::Token(t) => {
                 let text = &self.raw[t.start..t.end];
                 if matches!(t.kind, Kind::Object | Kind::Array)
@@ -767,7 +864,7 @@ impl Line<'_> {
         Ok(())
     }
 
-    fn eval<'e>(&self, e: &'e Expr) -> R<Value<'e>> {
+    fn eval<'e>(&'e self, e: &'e Expr) -> R<Value<'e>> {
         Ok(match e {
             Expr::Path(slots) => self.path(slots)?,
             Expr::Root => Value::Token(self.located.root),
@@ -826,8 +923,69 @@ impl Line<'_> {
                 self.eval(first)?;
                 self.eval(then)?
             }
+            Expr::Lookup(l) => self.lookup(l)?,
             Expr::Obj(_) | Expr::Assign(..) | Expr::Select(_) => return Err(Unsure),
         })
+    }
+
+    /// A table's row, or a field below it: null for a key not there; a key
+    /// that is not a string (or an escaped one) is left to jaq.
+    fn lookup<'e>(&'e self, l: &'e Lookup) -> R<Value<'e>> {
+        let key: &[u8] = match (self.eval(&l.key)?, l.tostring) {
+            (Value::Lit(lit), tostring) => match &lit.value {
+                Constant::Str(s) => s,
+                Constant::Int(_) | Constant::Null | Constant::Bool(_) if tostring => &lit.text,
+                _ => return Err(Unsure),
+            },
+            (Value::Null, true) => b"null",
+            (Value::Bool(b), true) => {
+                if b {
+                    b"true"
+                } else {
+                    b"false"
+                }
+            }
+            (v, tostring) => {
+                let (text, kind) = match v {
+                    Value::Token(t) => (&self.raw[t.start..t.end], t.kind),
+                    Value::Bytes(text, kind) => (text, kind),
+                    _ => return Err(Unsure),
+                };
+                match kind {
+                    Kind::Str => &text[1..text.len() - 1],
+                    Kind::Int if tostring && text != b"-0" => text,
+                    Kind::Null | Kind::True | Kind::False if tostring => text,
+                    _ => return Err(Unsure),
+                }
+            }
+        };
+        let table = self.tables.get(l.table).ok_or(Unsure)?;
+        let Some(row) = table.get(key) else {
+            return Ok(Value::Null);
+        };
+        if l.depth == 0 {
+            return Ok(Value::Bytes(row, kind_of(row)));
+        }
+        let mut slots = [None; ROW_DEPTH];
+        let slots = &mut slots[..l.depth];
+        let located = json::locate(row, &l.fields, slots, false).map_err(|_| Unsure)?;
+        // As `path`: null through missing keys and nulls.
+        let mut kind = located.root.kind;
+        for (i, slot) in slots.iter().enumerate() {
+            match kind {
+                Kind::Object => {}
+                Kind::Null => return Ok(Value::Null),
+                _ => return Err(Unsure),
+            }
+            match slot {
+                None => return Ok(Value::Null),
+                Some(t) if i + 1 == l.depth => {
+                    return Ok(Value::Bytes(&row[t.start..t.end], t.kind));
+                }
+                Some(t) => kind = t.kind,
+            }
+        }
+        unreachable!("a lookup with fields returns at its last")
     }
 
     /// `.a.b…`: null through missing keys and nulls; a type error (indexing
@@ -858,23 +1016,26 @@ impl Line<'_> {
             Value::Null => Scalar::Null,
             Value::Bool(b) => Scalar::Bool(b),
             Value::Lit(l) => l.value.scalar(),
-            Value::Token(t) => {
-                let text = &self.raw[t.start..t.end];
-                match t.kind {
-                    Kind::Null => Scalar::Null,
-                    Kind::True => Scalar::Bool(true),
-                    Kind::False => Scalar::Bool(false),
-                    // Beyond a machine integer jaq uses big integers.
-                    Kind::Int => Scalar::Int(parse(text)?),
-                    Kind::Dec => Scalar::Float(parse(text)?),
-                    Kind::Str => Scalar::Str(&text[1..text.len() - 1]),
-                    Kind::EscapedStr => Scalar::Opaque(3),
-                    Kind::Array => Scalar::Opaque(4),
-                    Kind::Object => Scalar::Opaque(5),
-                }
-            }
+            Value::Bytes(text, kind) => scalar_of(text, kind)?,
+            Value::Token(t) => scalar_of(&self.raw[t.start..t.end], t.kind)?,
         })
     }
+}
+
+/// A value's text of this kind as far as comparisons need it.
+fn scalar_of(text: &[u8], kind: Kind) -> R<Scalar<'_>> {
+    Ok(match kind {
+        Kind::Null => Scalar::Null,
+        Kind::True => Scalar::Bool(true),
+        Kind::False => Scalar::Bool(false),
+        // Beyond a machine integer jaq uses big integers.
+        Kind::Int => Scalar::Int(parse(text)?),
+        Kind::Dec => Scalar::Float(parse(text)?),
+        Kind::Str => Scalar::Str(&text[1..text.len() - 1]),
+        Kind::EscapedStr => Scalar::Opaque(3),
+        Kind::Array => Scalar::Opaque(4),
+        Kind::Object => Scalar::Opaque(5),
+    })
 }
 
 /// No DEL character in `json`: jaq writes it as `\u007f`. (Outside strings
@@ -894,6 +1055,7 @@ fn truthy(v: Value) -> bool {
     match v {
         Value::Null | Value::Bool(false) => false,
         Value::Token(t) => !matches!(t.kind, Kind::Null | Kind::False),
+        Value::Bytes(_, kind) => !matches!(kind, Kind::Null | Kind::False),
         Value::Lit(l) => !matches!(l.value, Constant::Null | Constant::Bool(false)),
         Value::Bool(true) => true,
     }
@@ -968,6 +1130,7 @@ mod tests {
             raw: line.as_bytes(),
             slots: &slots,
             located,
+            tables: &[],
         };
         let Stage::Filter(e) = &chain.stages[0] else {
             unreachable!()

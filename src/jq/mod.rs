@@ -2,12 +2,15 @@
 //! standard library, the user's variables and the modules it imports (`-L`),
 //! running it on one value, and rendering compile errors with a caret under
 //! the offending span, in the expression or in the module file at fault.
+//! Uses of a `--lookup` table's `$NAME` are rewritten into calls of its
+//! natives before compiling (`lookup`).
 //! `debug` and `stderr` write on standard error as jq 1.7's do (jaq-std
 //! leaves them to the `log` crate, where nothing would be printed).
 
 pub mod builtins;
 pub mod direct;
 pub mod fields;
+pub mod lookup;
 
 use jaq_core::load::{Arena, File, Import, Loader};
 use jaq_core::{Compiler, Ctx, Vars, compile, data, load};
@@ -203,13 +206,49 @@ pub type RunError = String;
 impl Program {
     /// Compiles `code`; on failure returns a rendered report that names `label`
     /// (for example `--map #2`) and underlines the error in the expression.
+    /// The uses of `--lookup` tables are rewritten first (see `lookup`); an
+    /// error is reported on the expression as written.
     pub fn compile(code: &str, label: &str, globals: &Globals) -> Result<Program, String> {
+        let rewritten = lookup::rewrite(code).map_err(|bound| {
+            let report = Report {
+                message: bound.message,
+                span: bound.span,
+                label: "bound here".into(),
+            };
+            let main = File {
+                code,
+                path: PathBuf::new(),
+            };
+            render(label, vec![(main, vec![report])])
+        })?;
+        let Some(rewritten) = rewritten else {
+            return Self::compile_as_is(code, label, globals);
+        };
+        Self::compile_as_is(&rewritten, label, globals).map_err(|report| {
+            // The same error on the expression as written, with each table
+            // a variable.
+            let names = lookup::slots().iter().map(|s| format!("${}", s.name));
+            let globals = Globals {
+                names: globals.names.iter().cloned().chain(names).collect(),
+                values: (globals.values.iter().cloned())
+                    .chain(lookup::slots().iter().map(|_| Val::Null))
+                    .collect(),
+                library: globals.library.clone(),
+            };
+            Self::compile_as_is(code, label, &globals)
+                .err()
+                .unwrap_or(report)
+        })
+    }
+
+    fn compile_as_is(code: &str, label: &str, globals: &Globals) -> Result<Program, String> {
         let defs = defs().iter().cloned();
         let funs: Vec<_> = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, ..)| !MESSAGES.contains(name)))
             .chain(jaq_json::funs())
             .chain(messages())
             .chain(crate::jq::builtins::funs())
+            .chain(lookup::funs())
             .collect();
         crate::jq::builtins::set_builtins(
             defs.clone()

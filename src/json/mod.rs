@@ -292,6 +292,23 @@ pub fn write_text(contents: &[u8], out: &mut Vec<u8>) {
     write_string(contents, true, out);
 }
 
+/// Writes `text` as a JSON string, quoted and escaped as jaq's writer
+/// escapes it (for text that is not JSON yet: a CSV field).
+pub fn write_str(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f {
+            out.extend_from_slice(&bytes[start..i]);
+            write_char(char::from(b), false, out);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
 /// The index of the closing quote of the string whose contents start at `i`.
 fn string_end(json: &[u8], mut i: usize) -> usize {
     loop {
@@ -945,6 +962,25 @@ mod tests {
         let ours = parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
         let jaq = jaq_json::read::parse_single(line.as_bytes()).unwrap();
         assert_eq!(ours.to_string(), jaq.to_string(), "{line}");
+    }
+
+    #[test]
+    fn strings_are_written_as_jaq_writes_them() {
+        let all: String = (0..0x80u8).map(char::from).collect();
+        for text in [
+            "",
+            "plain",
+            "a\"b\\c/d",
+            "tab\tnew\nline\r",
+            "\u{7f}é😀",
+            &all,
+        ] {
+            let mut ours = Vec::new();
+            write_str(text, &mut ours);
+            let mut jaq = Vec::new();
+            write_compact(&mut jaq, &Val::from(text.to_string()));
+            assert_eq!(ours, jaq, "{text:?}");
+        }
     }
 
     #[test]

@@ -13,10 +13,12 @@
 
 mod chain;
 mod error;
+mod lookup;
 mod vars;
 
 pub use chain::Chain;
 pub use error::Error;
+pub use lookup::Lookups;
 
 use crate::cli::{Args, InputFormat, OnError, Parsed, StatsFormat};
 use crate::jq::{Globals, Program};
@@ -62,18 +64,25 @@ pub struct Plan {
     /// or on the one the events go to.
     pub progress: bool,
     pub progress_forced: bool,
+    /// `--lookup`: the tables, read and in force; what `-F` reloads.
+    pub lookups: Lookups,
 }
 
 impl Plan {
     pub fn new(args: Args) -> Result<Plan, Error> {
         nothing_to_do(&args)?;
         window_options_alone(&args)?;
-        let chain = Chain::new(&args, vars::bindings(&args.vars)?)?;
+        let bindings = vars::bindings(&args.vars)?;
+        // Declared before the chain compiles: its expressions may use them.
+        let mut lookups = lookup::prepare(&args, &bindings)?;
+        let chain = Chain::new(&args, bindings)?;
         mistaken_expression(&args, chain.vars())?;
         let (input_format, mut sources) = sources(&args)?;
         let join_source = join_source(&args, &mut sources)?;
         let checkpoint = checkpoint(&args, &sources, &chain)?;
         let (follow, stats_every) = timings(&args)?;
+        // Read before any output is opened and any input read.
+        lookups.load()?;
         // Opened only now, so a usage error never truncates an output file.
         let (output, dead_letter) = outputs(&args)?;
         // Never between events on a terminal, unless asked for (see progress.rs).
@@ -119,6 +128,7 @@ impl Plan {
             quiet: args.quiet,
             progress,
             progress_forced: args.progress,
+            lookups,
         })
     }
 }

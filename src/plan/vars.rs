@@ -81,7 +81,7 @@ pub(super) fn variables(bindings: &[Binding]) -> Result<Vec<(String, Val)>, Erro
     Ok(vars)
 }
 
-fn var_name(option: &str, name: &str) -> Result<String, Error> {
+pub(super) fn var_name(option: &str, name: &str) -> Result<String, Error> {
     let name = name.strip_prefix('$').unwrap_or(name);
     let mut chars = name.chars();
     let valid = chars

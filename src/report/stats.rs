@@ -90,9 +90,26 @@ pub struct Stats {
     pub events_direct: u64,
     pub stages: Vec<StageStats>,
     pub inputs: Vec<InputStats>,
+    /// The `--lookup` tables (none: not shown).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lookups: Vec<LookupStats>,
     /// In the reports `--stats-every` prints while running: the last interval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+}
+
+/// A `--lookup` table: the one in force (its rows, the rows that replaced
+/// an earlier one with the same key, the rows skipped), and under `-F` how
+/// often its file was loaded again and how often that failed.
+#[derive(Serialize, Default, Debug, Clone)]
+pub struct LookupStats {
+    pub name: String,
+    pub path: String,
+    pub rows: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
 }
 
 /// What happened since the previous periodic report.
@@ -207,6 +224,12 @@ impl Stats {
             ]);
         }
         out.push_str(&table(&rows));
+        for l in &self.lookups {
+            out.push_str(&format!(
+                "lookup ${} {}: {} rows, {} duplicates, {} failed, {} reloads ({} failed)\n",
+                l.name, l.path, l.rows, l.duplicates, l.failed, l.reloads, l.reload_failures
+            ));
+        }
         out
     }
 }

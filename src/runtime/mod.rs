@@ -171,6 +171,8 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let gate = plan.join_source.map(|_| Arc::new(state::Gate::default()));
     let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool);
     let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop, gate.clone());
+    // `-F`: changed `--lookup` files are loaded again while the run lasts.
+    let reloads = plan.follow.and_then(|f| plan.lookups.watch(f.interval));
     let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool), gate);
     if let (Some(owner), Some(state)) = (&mut collector.owner, &state) {
         // The plan refused a state this chain cannot take back.
@@ -189,6 +191,7 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         None | Some(Stop::Abort) => collector.save_checkpoint().err().or(stopped),
         other => other,
     };
+    drop(reloads);
     collector.finish(stopped, stop.load(Ordering::Relaxed))
 }
 
@@ -558,6 +561,7 @@ impl Collector {
     /// by the stage.
     fn render(&mut self, format: StatsFormat) -> String {
         self.take_state_counters();
+        self.stats.lookups = crate::jq::lookup::stats();
         match format {
             StatsFormat::Json => self.stats.to_json(),
             StatsFormat::Text => {

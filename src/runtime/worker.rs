@@ -79,6 +79,8 @@ struct Direct {
     lines: Vec<Fate>,
     /// What the map wrote for the lines, one after the other.
     maps: Vec<u8>,
+    /// The `--lookup` tables as this batch sees them.
+    tables: Vec<Arc<crate::jq::lookup::Table>>,
 }
 
 impl Direct {
@@ -88,6 +90,7 @@ impl Direct {
             slots: Vec::new(),
             lines: Vec::new(),
             maps: Vec::new(),
+            tables: Vec::new(),
         }
     }
 
@@ -99,6 +102,7 @@ impl Direct {
     /// jaq at that point, in order; of the direct attempt only its time counts.
     fn process(&mut self, batch: &Batch, stages: &mut Stages, p: &mut Processed) {
         let width = self.chain.slots;
+        self.tables = crate::jq::lookup::tables();
         // `locate` empties each line's slots itself.
         self.slots.resize(batch.lines.len() * width, None);
         self.lines.clear();
@@ -126,6 +130,7 @@ impl Direct {
                     raw: batch.line(line),
                     slots: &self.slots[n * width..(n + 1) * width],
                     located,
+                    tables: &self.tables,
                 };
                 self.lines[n] = match stage {
                     direct::Stage::Filter(e) => match line.keeps(e) {
@@ -172,6 +177,7 @@ impl Direct {
                         raw,
                         slots: &self.slots[n * width..(n + 1) * width],
                         located,
+                        tables: &self.tables,
                     };
                     let keyed = self.chain.keyed.as_ref().expect("keyed");
                     let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
@@ -321,6 +327,8 @@ impl Worker {
             p.keyed = Some(Box::default());
         }
         crate::jq::builtins::set_source(batch.source);
+        // A `--lookup` table loaded again is used from a batch's start on.
+        crate::jq::lookup::refresh();
         if let Some((source, direct)) = &mut self.right
             && *source == batch.source
         {
@@ -361,6 +369,7 @@ impl Worker {
     /// Runs events a stateful stage emitted (from no input line, or while
     /// input line `at` was applied) through the stages from `from` on.
     pub fn run_from(&mut self, from: usize, events: &mut Vec<Event>, at: u64, p: &mut Processed) {
+        crate::jq::lookup::refresh();
         for event in events.drain(..) {
             self.stages.stage(from, event, b"", 0, at, p);
         }

@@ -138,7 +138,7 @@ pub(super) fn compression(magic: &[u8]) -> Option<Compression> {
 /// `reader`, decompressed when its first bytes are a gzip or zstd header
 /// (by content, not by name; concatenated gzip members are read as one).
 /// A corrupt or truncated stream then fails its reads with an error.
-pub(super) fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompressed<'a>(mut reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut magic = [0; 4];
     let mut n = 0;
     while n < magic.len() {

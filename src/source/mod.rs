@@ -36,6 +36,7 @@ mod position;
 mod read;
 
 pub use batch::{Batch, Line, Message, Pool};
+pub(crate) use file::decompressed;
 pub use follow::{Follow, follow_all};
 pub use json_text::{json_values, value_error};
 pub use position::Position;

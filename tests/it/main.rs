@@ -26,6 +26,7 @@ mod jq_conformance;
 mod jq_input;
 mod jq_output;
 mod keyed_state;
+mod lookup;
 mod man;
 mod modules;
 mod progress;
