@@ -8,6 +8,7 @@ mod help;
 
 pub use help::{generate, short_usage};
 
+use crate::stage::join::{self, JoinType};
 use crate::stage::window::agg::{self, AggSpec};
 use crate::stage::window::time::{self, WindowSpec};
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -135,11 +136,11 @@ pub struct Args {
     #[arg(long, value_name = "SPEC", value_parser = Parsed::parser(time::parse_window), help_heading = "Windows")]
     pub window: Option<Parsed<WindowSpec>>,
 
-    /// Group the window's events by EXPR (repeat for a composite key; the result's "key" is then an array).
+    /// Group the window's events by EXPR, or pair --join's events on it (repeat for a composite key; a window result's "key" is then an array).
     #[arg(long = "key", value_name = "EXPR", action = ArgAction::Append, help_heading = "Windows")]
     pub keys: Vec<String>,
 
-    /// Event time: seconds since the epoch (>= 1e11 ms, >= 1e14 µs, >= 1e17 ns) or an RFC 3339 string. Default: arrival time.
+    /// Event time: seconds since the epoch (>= 1e11 ms, >= 1e14 µs, >= 1e17 ns) or an RFC 3339 string. Default for windows: arrival time (--join needs it).
     #[arg(long, value_name = "EXPR", help_heading = "Windows")]
     pub time: Option<String>,
 
@@ -147,9 +148,29 @@ pub struct Args {
     #[arg(long = "agg", value_name = "NAME=FUNC(EXPR)", action = ArgAction::Append, value_parser = Parsed::parser(agg::parse_agg), help_heading = "Windows")]
     pub aggs: Vec<Parsed<AggSpec>>,
 
-    /// How far behind the greatest event time an event may come and still count (default 0); later events are dead-lettered as late, and counted on standard error at the end (unless -q).
+    /// How far behind the greatest event time an event may come and still count, in a window or a join (default 0); later events are dead-lettered as late, and counted on standard error at the end (unless -q).
     #[arg(long, value_name = "DURATION", value_parser = Parsed::parser(time::parse_lateness), help_heading = "Windows")]
     pub lateness: Option<Parsed<i64>>,
+
+    /// Pair each event with each event of FILE (NDJSON, may be compressed) whose key is equal and whose time is within --within of its own: {"left": EVENT, "right": EVENT OF FILE}. The join stage sits where this option is in the chain; stages before it see only the main input's events, stages after it the pairs. Needs --key and --time (FILE's events use --join-key and --join-time when given).
+    #[arg(long, value_name = "FILE", help_heading = "Joins")]
+    pub join: Option<PathBuf>,
+
+    /// The key of FILE's events in --join, when it differs from --key (repeat for a composite key, as --key).
+    #[arg(long = "join-key", value_name = "EXPR", action = ArgAction::Append, help_heading = "Joins")]
+    pub join_keys: Vec<String>,
+
+    /// The time of FILE's events in --join, when it differs from --time.
+    #[arg(long, value_name = "EXPR", help_heading = "Joins")]
+    pub join_time: Option<String>,
+
+    /// How far a FILE event's time may be from the event's it pairs with: LOWER..UPPER (FILE's time minus the event's; 0s..10m: up to 10 minutes after), or D for -D..D. Bounds included.
+    #[arg(long, value_name = "LOWER..UPPER", value_parser = Parsed::parser(join::parse_within), allow_hyphen_values = true, help_heading = "Joins")]
+    pub within: Option<Parsed<(i64, i64)>>,
+
+    /// Which events without a partner the join emits too, once the watermark shows none can come: inner (none), left (the main input's, as {"left": E, "right": null}), right (FILE's), full (both).
+    #[arg(long, value_name = "TYPE", value_enum, help_heading = "Joins")]
+    pub join_type: Option<JoinType>,
 
     /// Run the chain once, on null, and read no input (no FILE may be given): evq -n -m 'range(3)'.
     #[arg(short = 'n', long, help_heading = "Input")]
@@ -366,6 +387,9 @@ pub fn parse() -> Args {
     if let Some((i, kind)) = window_at {
         let text = args.window.as_ref().map(|w| w.text.clone());
         stages.push((i, kind, text.unwrap_or_default()));
+    }
+    if let Some(i) = matches.indices_of("join").and_then(|mut at| at.next()) {
+        stages.push((i, StageKind::Join, String::new()));
     }
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();

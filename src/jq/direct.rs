@@ -60,6 +60,9 @@ pub enum Stage {
 pub enum Expr {
     /// `.a.b`: the slot of each key on the way.
     Path(Vec<usize>),
+    /// `.`, the event whole: only as a keyed stage's value (a join's
+    /// event, written as jaq writes it).
+    Root,
     Lit(Lit),
     Cmp(Box<Expr>, Cmp, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
@@ -200,10 +203,15 @@ pub fn compile_keyed(
         let values = values
             .iter()
             .map(|(v, numbers)| match v {
+                Some(".") => Some(Some((Expr::Root, *numbers))),
                 Some(code) => expr(code).map(|e| Some((e, *numbers))),
                 None => Some(None),
             })
             .collect::<Option<Vec<_>>>()?;
+        // The event written whole: its objects must not repeat a key.
+        if values.iter().any(|v| matches!(v, Some((Expr::Root, _)))) {
+            c.check_keys = true;
+        }
         Some(Some(Keyed {
             keys,
             time,
@@ -762,6 +770,7 @@ impl Line<'_> {
     fn eval<'e>(&self, e: &'e Expr) -> R<Value<'e>> {
         Ok(match e {
             Expr::Path(slots) => self.path(slots)?,
+            Expr::Root => Value::Token(self.located.root),
             Expr::Lit(l) => Value::Lit(l),
             Expr::Cmp(l, op, r) => {
                 let (l, r) = (self.scalar(self.eval(l)?)?, self.scalar(self.eval(r)?)?);

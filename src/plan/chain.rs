@@ -11,6 +11,7 @@ use super::vars::{Binding, variables};
 use crate::cli::{Args, StageKind};
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
+use crate::stage::join::{JoinConfig, JoinStage, JoinType};
 use crate::stage::window::agg::AggSpec;
 use crate::stage::window::time::WindowSpec;
 use crate::stage::window::{WindowConfig, WindowStage};
@@ -23,6 +24,8 @@ pub struct Chain {
     stages: Vec<StageInfo>,
     /// The window stage's options, when the chain has one.
     window: Option<Window>,
+    /// The join stage's options, when the chain has one.
+    join: Option<Join>,
     vars: Vec<Binding>,
     /// The modules `import` and `include` find (`-L`), shared by every copy,
     /// so each compiles with the same files.
@@ -53,9 +56,12 @@ impl StageInfo {
         }
     }
 
-    /// Whether the stage keeps state across events (a window).
+    /// Whether the stage keeps state across events (a window, a join).
     pub fn stateful(&self) -> bool {
-        matches!(self.kind, StageKind::Window | StageKind::Aggregate)
+        matches!(
+            self.kind,
+            StageKind::Window | StageKind::Aggregate | StageKind::Join
+        )
     }
 
     /// `--filter #1`: the stage in messages.
@@ -195,6 +201,140 @@ impl Window {
     }
 }
 
+/// The options of the join stage: `--join FILE` with `--key`, `--time`,
+/// `--join-key`, `--join-time`, `--within`, `--join-type`, `--lateness`.
+#[derive(Clone)]
+struct Join {
+    /// Per side (0 the main input, 1 FILE): key expressions and time expression.
+    keys: [Vec<String>; 2],
+    time: [String; 2],
+    lower: i64,
+    upper: i64,
+    kind: JoinType,
+    lateness: i64,
+}
+
+impl Join {
+    /// The join options of the command line (`--join` is given): `Err`
+    /// with the message of the first unusable one.
+    fn new(args: &Args) -> Result<Join, String> {
+        let within = match &args.within {
+            None => return Err("evq: --join needs --within LOWER..UPPER (as --within 0s..10m), the bound on the time between the events it pairs".into()),
+            Some(w) => w.value.clone().map_err(|e| format!("evq: --within: {e}"))?,
+        };
+        let lateness = match &args.lateness {
+            None => 0,
+            Some(l) => l
+                .value
+                .clone()
+                .map_err(|e| format!("evq: --lateness: {e}"))?,
+        };
+        if args.keys.is_empty() {
+            return Err("evq: --join needs --key EXPR: the key the events are paired on (--join-key for FILE's events when it differs)".into());
+        }
+        let Some(time) = &args.time else {
+            return Err("evq: --join needs --time EXPR: the time of each event, which --within bounds (--join-time for FILE's events when it differs)".into());
+        };
+        let right_keys = if args.join_keys.is_empty() {
+            args.keys.clone()
+        } else {
+            args.join_keys.clone()
+        };
+        if right_keys.len() != args.keys.len() {
+            return Err(format!(
+                "evq: --join-key is given {} times and --key {} times: a composite key needs as many of each",
+                right_keys.len(),
+                args.keys.len()
+            ));
+        }
+        let right_time = args.join_time.clone().unwrap_or_else(|| time.clone());
+        Ok(Join {
+            keys: [args.keys.clone(), right_keys],
+            time: [time.clone(), right_time],
+            lower: within.0,
+            upper: within.1,
+            kind: args.join_type.unwrap_or(JoinType::Inner),
+            lateness,
+        })
+    }
+
+    /// `side`'s key, time and whole event, after `filters`, for direct evaluation.
+    fn direct(
+        &self,
+        side: usize,
+        filters: &[&str],
+        vars: &[(String, jaq_json::Val)],
+    ) -> Option<crate::jq::direct::Chain> {
+        let keys: Vec<&str> = self.keys[side].iter().map(String::as_str).collect();
+        crate::jq::direct::compile_keyed(
+            filters,
+            &keys,
+            Some(&self.time[side]),
+            false,
+            &[(Some("."), false)],
+            vars,
+        )
+    }
+
+    /// What the stage shows as its expression in stats.
+    fn describe(args: &Args) -> String {
+        let file = args.join.as_ref().map(|f| f.display().to_string());
+        let mut parts = vec![file.unwrap_or_default()];
+        parts.extend(args.keys.iter().map(|k| format!("key {k}")));
+        parts.extend(args.join_keys.iter().map(|k| format!("join-key {k}")));
+        parts.extend(args.time.iter().map(|t| format!("time {t}")));
+        parts.extend(args.join_time.iter().map(|t| format!("join-time {t}")));
+        parts.extend(args.within.iter().map(|w| format!("within {}", w.text)));
+        parts.extend(args.lateness.iter().map(|l| format!("lateness {}", l.text)));
+        let kind = args.join_type.unwrap_or(JoinType::Inner);
+        parts.push(format!("type {}", kind.name()));
+        parts.join("; ")
+    }
+
+    /// Compiles the stage; each expression that does not compile adds its
+    /// report to `errors`.
+    fn build(&self, info: &StageInfo, globals: &Globals, errors: &mut String) -> Option<JoinStage> {
+        let mut compile = |code: &str, label: String| match Program::compile(code, &label, globals)
+        {
+            Ok(p) => Some(p),
+            Err(report) => {
+                errors.push_str(&report);
+                None
+            }
+        };
+        let options = [("--key", "--time"), ("--join-key", "--join-time")];
+        let mut keys: [Vec<Program>; 2] = Default::default();
+        let mut times = Vec::new();
+        let mut ok = true;
+        for (side, (key_option, time_option)) in options.into_iter().enumerate() {
+            for (i, k) in self.keys[side].iter().enumerate() {
+                match compile(k, format!("{key_option} #{}", i + 1)) {
+                    Some(p) => keys[side].push(p),
+                    None => ok = false,
+                }
+            }
+            match compile(&self.time[side], time_option.into()) {
+                Some(p) => times.push(p),
+                None => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let right_time = times.pop().expect("two times");
+        let left_time = times.pop().expect("two times");
+        let config = JoinConfig {
+            keys,
+            time: [left_time, right_time],
+            lower: self.lower,
+            upper: self.upper,
+            kind: self.kind,
+            lateness: self.lateness,
+        };
+        Some(JoinStage::new(info.name.clone(), info.expr.clone(), config))
+    }
+}
+
 impl Chain {
     /// The chain of the command line, compiled once: every stage that does
     /// not compile is reported, in chain order (a bad `--window`,
@@ -206,6 +346,11 @@ impl Chain {
             Some(Ok((window, bad_aggs))) => (Some(window), bad_aggs),
             Some(Err(unusable)) => (None, unusable),
         };
+        let (join, join_errors) = match args.join.is_some().then(|| Join::new(args)) {
+            None => (None, String::new()),
+            Some(Ok(join)) => (Some(join), String::new()),
+            Some(Err(unusable)) => (None, unusable + "\n"),
+        };
         let stages = args
             .stages
             .iter()
@@ -213,6 +358,7 @@ impl Chain {
             .map(|(i, (kind, expr))| {
                 let expr = match kind {
                     StageKind::Window | StageKind::Aggregate => Window::describe(args),
+                    StageKind::Join => Join::describe(args),
                     _ => expr.clone(),
                 };
                 StageInfo::new(*kind, i + 1, expr)
@@ -221,11 +367,12 @@ impl Chain {
         let chain = Chain {
             stages,
             window,
+            join,
             vars,
             library: Arc::new(Library::new(args.library_path.clone())),
         };
         let mut errors = String::new();
-        chain.compile(&mut errors, &window_errors)?;
+        chain.compile(&mut errors, &(window_errors + &join_errors))?;
         if errors.is_empty() {
             Ok(chain)
         } else {
@@ -251,6 +398,14 @@ impl Chain {
         let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
         let mut stages = Vec::new();
         for info in &self.stages {
+            if info.kind == StageKind::Join {
+                if let Some(join) = &self.join
+                    && let Some(stage) = join.build(info, &globals, errors)
+                {
+                    stages.push(Step::Stateful(Box::new(stage)));
+                }
+                continue;
+            }
             if info.stateful() {
                 if let Some(window) = &self.window
                     && let Some(stage) = window.build(info, &globals, errors)
@@ -316,7 +471,7 @@ impl Chain {
             let flag = match stage.kind {
                 StageKind::Filter => "-f",
                 StageKind::Map => "-m",
-                StageKind::Window | StageKind::Aggregate => break,
+                StageKind::Window | StageKind::Aggregate | StageKind::Join => break,
             };
             if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(&stage.expr) {
                 let missing: Vec<String> = read
@@ -352,6 +507,8 @@ impl Chain {
                 (StageKind::Filter | StageKind::Map, _) => {
                     fields.merge(&crate::jq::fields::read_by(&stage.expr)?)
                 }
+                // A pair holds its events whole.
+                (StageKind::Join, _) => return None,
                 (_, Some(window)) => {
                     for expr in window.exprs() {
                         fields.merge(&crate::jq::fields::read_by(expr)?);
@@ -377,6 +534,14 @@ impl Chain {
             match stage.kind {
                 StageKind::Filter => stages.push((false, stage.expr.as_str())),
                 StageKind::Map => stages.push((true, stage.expr.as_str())),
+                StageKind::Join => {
+                    if stages.iter().any(|(is_map, _)| *is_map) {
+                        return None;
+                    }
+                    let join = self.join.as_ref()?;
+                    let filters: Vec<&str> = stages.iter().map(|(_, e)| *e).collect();
+                    return join.direct(0, &filters, &vars);
+                }
                 StageKind::Window | StageKind::Aggregate => {
                     // The stages before it must be filters: it reads the line.
                     if stages.iter().any(|(is_map, _)| *is_map) {
@@ -402,6 +567,13 @@ impl Chain {
             }
         }
         crate::jq::direct::compile(&stages, &vars)
+    }
+
+    /// A join's FILE side for direct evaluation: its key, its time and
+    /// the event whole, with no stage before.
+    pub fn direct_right(&self) -> Option<crate::jq::direct::Chain> {
+        let vars = variables(&self.vars).ok()?;
+        self.join.as_ref()?.direct(1, &[], &vars)
     }
 
     /// Whether the chain has a stateful stage.

@@ -40,6 +40,10 @@ pub struct Plan {
     pub projection: Option<Fields>,
     /// The chain as direct evaluation runs it (see `direct`), when it can.
     pub direct: Option<crate::jq::direct::Chain>,
+    /// `--join FILE`: its place among the sources (the last one).
+    pub join_source: Option<usize>,
+    /// The join's FILE side as direct evaluation runs it, when it can.
+    pub direct_right: Option<crate::jq::direct::Chain>,
     pub formatter: Formatter,
     pub output: Box<dyn Sink>,
     pub dead_letter: Option<DeadLetter>,
@@ -66,7 +70,8 @@ impl Plan {
         window_options_alone(&args)?;
         let chain = Chain::new(&args, vars::bindings(&args.vars)?)?;
         mistaken_expression(&args, chain.vars())?;
-        let (input_format, sources) = sources(&args)?;
+        let (input_format, mut sources) = sources(&args)?;
+        let join_source = join_source(&args, &mut sources)?;
         let checkpoint = checkpoint(&args, &sources, &chain)?;
         let (follow, stats_every) = timings(&args)?;
         // Opened only now, so a usage error never truncates an output file.
@@ -98,6 +103,8 @@ impl Plan {
             } else {
                 chain.direct()
             },
+            direct_right: if whole { None } else { chain.direct_right() },
+            join_source,
             chain,
             threads,
             formatter,
@@ -135,17 +142,25 @@ fn nothing_to_do(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--key`, `--time` and `--lateness` are options of the window stage:
-/// refused without one, and `--time` and `--lateness` without `--window`.
+/// `--key`, `--time` and `--lateness` are options of the window or join
+/// stage: refused without one, and `--time` and `--lateness` with `--agg`
+/// alone; the join's own options without `--join`, and a join beside a
+/// window (their options would mix).
 fn window_options_alone(args: &Args) -> Result<(), Error> {
+    let join = args.join.is_some();
+    if join && has_window(args) {
+        return Err(Error::Usage(
+            "evq: --join and --window/--agg cannot be in one run (they would share --key and --time); pipe the join's pairs into a second evq to aggregate them".into(),
+        ));
+    }
     for (given, option) in [
         (!args.keys.is_empty(), "--key"),
         (args.time.is_some(), "--time"),
         (args.lateness.is_some(), "--lateness"),
     ] {
-        if given && !has_window(args) {
+        if given && !has_window(args) && !join {
             return Err(Error::Usage(format!(
-                "evq: {option} goes with --window or --agg"
+                "evq: {option} goes with --window, --agg or --join"
             )));
         }
     }
@@ -153,13 +168,57 @@ fn window_options_alone(args: &Args) -> Result<(), Error> {
         (args.time.is_some(), "--time"),
         (args.lateness.is_some(), "--lateness"),
     ] {
-        if given && args.window.is_none() {
+        if given && args.window.is_none() && !join {
             return Err(Error::Usage(format!(
                 "evq: {option} needs --window (--agg alone groups the whole input, with no time)"
             )));
         }
     }
+    for (given, option) in [
+        (!args.join_keys.is_empty(), "--join-key"),
+        (args.join_time.is_some(), "--join-time"),
+        (args.within.is_some(), "--within"),
+        (args.join_type.is_some(), "--join-type"),
+    ] {
+        if given && !join {
+            return Err(Error::Usage(format!("evq: {option} goes with --join FILE")));
+        }
+    }
     Ok(())
+}
+
+/// `--join FILE`: the last source, read beside the others; opened now, so
+/// a FILE that cannot be read stops the run before anything is (exit 4).
+/// Only NDJSON main inputs are joined.
+fn join_source(args: &Args, sources: &mut Vec<Source>) -> Result<Option<usize>, Error> {
+    let Some(file) = &args.join else {
+        return Ok(None);
+    };
+    for (given, option) in [
+        (args.null_input, "-n/--null-input"),
+        (args.raw_input, "-R/--raw-input"),
+        (
+            args.input_format == InputFormat::Json,
+            "--input-format json",
+        ),
+    ] {
+        if given {
+            return Err(Error::Usage(format!(
+                "evq: --join reads NDJSON events on both sides, and cannot be used with {option}"
+            )));
+        }
+    }
+    if file.as_os_str() == "-" {
+        return Err(Error::Usage(
+            "evq: --join needs a FILE: standard input is the main input's".into(),
+        ));
+    }
+    if let Err(e) = std::fs::File::open(file) {
+        return Err(Error::io("--join: cannot read", file, &e));
+    }
+    sources.push(Source::new(file));
+    refuse_overwriting_inputs(args, sources)?;
+    Ok(Some(sources.len() - 1))
 }
 
 /// The inputs, each read in the input format (`-n`: one null event, no

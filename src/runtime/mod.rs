@@ -64,6 +64,9 @@ enum Outcome {
         source: usize,
         error: std::io::Error,
     },
+    Ended {
+        side: usize,
+    },
 }
 
 /// This thread's state: the outputs and the accounts.
@@ -81,8 +84,6 @@ struct Collector {
     saving: Option<Saving>,
     /// The owner of the chain's state, when it has a stateful stage.
     owner: Option<Owner>,
-    /// Batch buffers go back here once the state's owner is done with them.
-    read_pool: Arc<source::Pool>,
     /// `--stats`, `--exit-status`, and when the run started.
     stats_format: Option<StatsFormat>,
     exit_status: bool,
@@ -167,9 +168,10 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
     let read_pool = Arc::new(source::Pool::default());
     let out_pool = Arc::new(source::Pool::default());
     let state = resume.as_ref().and_then(|r| r.state.clone());
+    let gate = plan.join_source.map(|_| Arc::new(state::Gate::default()));
     let (to_workers, from_workers) = spawn_workers(&plan, threads, &read_pool, &out_pool);
-    let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop);
-    let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool));
+    let dealt = spawn_reader(&plan, resume, to_workers, &read_pool, &stop, gate.clone());
+    let mut collector = Collector::new(plan, steps, saving, started, Arc::clone(&read_pool), gate);
     if let (Some(owner), Some(state)) = (&mut collector.owner, &state) {
         // The plan refused a state this chain cannot take back.
         let restored = owner.restore(state);
@@ -215,14 +217,20 @@ fn spawn_workers(
         let (formatter, abort) = (plan.formatter.clone(), plan.on_error == OnError::Abort);
         let projection = plan.projection.clone();
         let direct = plan.direct.clone();
+        let right = plan
+            .join_source
+            .map(|source| (source, plan.direct_right.clone()));
         let format = plan.input_format;
         let (read_pool, out_pool) = (Arc::clone(read_pool), Arc::clone(out_pool));
         let worker = std::thread::Builder::new().stack_size(WORKER_STACK);
         let spawned = worker.spawn(move || {
             crate::jq::builtins::set_files(&files);
             let steps = chain.build().expect("the plan compiled this chain already");
-            let worker = Worker::new(steps, formatter, abort, projection, direct, out_pool)
+            let mut worker = Worker::new(steps, formatter, abort, projection, direct, out_pool)
                 .with_format(format);
+            if let Some((source, direct)) = right {
+                worker = worker.with_right(source, direct);
+            }
             work(worker, &batch_rx, &result_tx, &read_pool);
         });
         spawned.expect("spawn a worker thread");
@@ -253,6 +261,7 @@ fn work(
             }
             Message::Failed { source, error } => Outcome::Failed { source, error },
             Message::Opened { source, entry } => Outcome::Opened { source, entry },
+            Message::Ended { side } => Outcome::Ended { side },
         };
         if results.send(outcome).is_err() {
             return;
@@ -262,32 +271,54 @@ fn work(
 
 /// Starts the reader thread, which reads the inputs (from where `resume`
 /// says, with `--checkpoint`) and deals the batches round-robin to the
-/// workers. Returns the count of messages dealt so far, so that after a
-/// signal the collector knows when it has taken back everything read.
+/// workers. A join's FILE has a reader thread of its own, which deals into
+/// the same round: `gate` keeps the two sides side by side. Returns the
+/// count of messages dealt so far, so that after a signal the collector
+/// knows when it has taken back everything read.
 fn spawn_reader(
     plan: &Plan,
     resume: Option<crate::source::checkpoint::Checkpoint>,
     to_workers: Vec<SyncSender<Message>>,
     read_pool: &Arc<source::Pool>,
     stop: &Arc<AtomicUsize>,
+    gate: Option<Arc<state::Gate>>,
 ) -> Arc<AtomicU64> {
     let dealt = Arc::new(AtomicU64::new(0));
-    let (sources, follow) = (plan.sources.clone(), plan.follow);
-    let (stop, counted, pool) = (Arc::clone(stop), Arc::clone(&dealt), Arc::clone(read_pool));
-    std::thread::spawn(move || {
-        let mut next = 0;
-        let mut deal = |message| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let sent = to_workers[next].send(message).is_ok();
-            next = (next + 1) % to_workers.len();
-            sent
-        };
-        let resume = resume.as_ref();
-        match follow {
-            Some(follow) => source::follow_all(&sources, &mut deal, &stop, &pool, &follow, resume),
-            None => source::read_all(&sources, &mut deal, &stop, &pool, resume),
-        }
-    });
+    let dealer = Arc::new(std::sync::Mutex::new((to_workers, 0usize)));
+    let resume = Arc::new(resume);
+    // Side 0 reads the inputs before a join's FILE, side 1 the FILE.
+    let split = plan.join_source.unwrap_or(plan.sources.len());
+    let sides = [(0, split), (split, plan.sources.len())];
+    let readers = if gate.is_some() { 2 } else { 1 };
+    for (side, (first, end)) in sides.into_iter().enumerate().take(readers) {
+        let sources = plan.sources[first..end].to_vec();
+        let follow = plan.follow;
+        let (stop, counted, pool) = (Arc::clone(stop), Arc::clone(&dealt), Arc::clone(read_pool));
+        let (dealer, resume, gate) = (Arc::clone(&dealer), Arc::clone(&resume), gate.clone());
+        std::thread::spawn(move || {
+            let mut deal = |message: Message| {
+                if let (Some(gate), Message::Batch(_)) = (&gate, &message) {
+                    gate.enter(side, &stop);
+                }
+                let mut dealer = dealer.lock().expect("the dealer");
+                let (to_workers, next) = &mut *dealer;
+                counted.fetch_add(1, Ordering::SeqCst);
+                let sent = to_workers[*next].send(message).is_ok();
+                *next = (*next + 1) % to_workers.len();
+                sent
+            };
+            let resume = resume.as_ref().as_ref();
+            match follow {
+                Some(follow) => {
+                    source::follow_all(&sources, first, &mut deal, &stop, &pool, &follow, resume)
+                }
+                None => source::read_all(&sources, first, &mut deal, &stop, &pool, resume),
+            }
+            if gate.is_some() {
+                deal(Message::Ended { side });
+            }
+        });
+    }
     dealt
 }
 
@@ -315,6 +346,7 @@ impl Collector {
         saving: Option<Saving>,
         started: Instant,
         read_pool: Arc<source::Pool>,
+        gate: Option<Arc<state::Gate>>,
     ) -> Collector {
         let total = plan.sources.iter().map(|s| s.size()).sum::<Option<u64>>();
         let stats = Stats {
@@ -350,7 +382,11 @@ impl Collector {
             let pool = Arc::new(source::Pool::default());
             let lines = plan.formatter.plain();
             let worker = Worker::new(steps, plan.formatter.clone(), abort, None, None, pool);
-            Owner::new(worker, lines)
+            let owner = Owner::new(worker, lines, Arc::clone(&read_pool))?;
+            Some(match (plan.join_source, gate) {
+                (Some(source), Some(gate)) => owner.with_right(source, gate),
+                _ => owner,
+            })
         });
         Collector {
             stats,
@@ -371,7 +407,6 @@ impl Collector {
             }),
             saving,
             owner,
-            read_pool,
             stats_format: plan.stats,
             exit_status: plan.exit_status,
             started,
@@ -419,9 +454,18 @@ impl Collector {
                 Outcome::Batch(mut batch) => {
                     taken += u64::from(batch.from_reader);
                     if let Some(owner) = &mut self.owner {
-                        owner.apply(&mut batch, &self.read_pool);
+                        owner.apply(&mut batch);
                     }
-                    self.processed(batch, pool)?
+                    self.processed(batch, pool)?;
+                    self.record_applied();
+                }
+                Outcome::Ended { side } => {
+                    taken += 1;
+                    if let Some(owner) = &mut self.owner {
+                        let p = owner.side_ended(side);
+                        self.processed(p, pool)?;
+                        self.record_applied();
+                    }
                 }
                 Outcome::Failed { source, error } => {
                     taken += 1;
@@ -459,8 +503,27 @@ impl Collector {
             return Ok(());
         }
         match self.owner.as_mut().map(Owner::finish) {
-            Some(p) => self.processed(p, pool),
+            Some(p) => {
+                self.processed(p, pool)?;
+                self.record_applied();
+                Ok(())
+            }
             None => Ok(()),
+        }
+    }
+
+    /// With a stateful stage, the checkpoint's positions move only past
+    /// batches whose events its state has taken (a join's events may wait
+    /// for the other side's).
+    fn record_applied(&mut self) {
+        let Some(owner) = &mut self.owner else { return };
+        for (source, end) in owner.completed() {
+            if let Some(saving) = &mut self.saving
+                && let Some(entry) = saving.entries[source].of(&end)
+            {
+                entry.at = end;
+                saving.moved = true;
+            }
         }
     }
 
@@ -590,7 +653,9 @@ impl Collector {
         let input = &mut stats.inputs[batch.source];
         input.bytes += batch.bytes;
         input.lines += batch.events_ingested;
-        input.failed += failed;
+        for failure in batch.failures.iter().filter(|f| !f.late) {
+            stats.inputs[failure.source.unwrap_or(batch.source)].failed += 1;
+        }
         for (total, counters) in stats.stages.iter_mut().zip(&batch.stages) {
             total.events_in += counters.events_in;
             total.events_out += counters.events_out;
@@ -602,6 +667,7 @@ impl Collector {
             .write(out)
             .map_err(|e| write_error(self.output.name(), e))?;
         for failure in &batch.failures {
+            let source = failure.source.unwrap_or(batch.source);
             let stage = failure.stage.map(|i| self.stats.stages[i].name.as_str());
             // Late events are accounted for in the stage's stats and the dead
             // letter; they are not failures to report.
@@ -616,13 +682,13 @@ impl Collector {
                             failure.error
                         )
                     } else {
-                        let display = self.sources[batch.source].display();
+                        let display = self.sources[source].display();
                         format!("{display}:{}: {prefix}{}", failure.line, failure.error)
                     });
                 }
             }
             if let Some(dl) = &mut self.dead_letter {
-                let source = &self.sources[batch.source].name;
+                let source = &self.sources[source].name;
                 dl.write(source, failure.line, stage, &failure.error, &failure.raw)
                     .map_err(|e| dead_letter_error(dl.name(), e))?;
             }
@@ -636,7 +702,7 @@ impl Collector {
             // The checkpoint stays before this batch: a rerun meets the failure again.
             return Err(Stop::Abort);
         }
-        if let (Some(saving), true) = (&mut self.saving, batch.from_reader)
+        if let (Some(saving), true, None) = (&mut self.saving, batch.from_reader, &self.owner)
             && let Some(entry) = saving.entries[batch.source].of(&batch.end)
         {
             entry.at = batch.end;

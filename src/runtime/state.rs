@@ -22,36 +22,107 @@
 
 use super::worker::{Failure, Processed, Worker};
 use crate::report::stats::StateStats;
-use crate::source::Pool;
+use crate::source::{Batch, Pool, Position};
+use crate::stage::extract::Extracts;
 use crate::stage::{Emitted, Rejected, StatefulStage, Timers};
 use serde_json::{Value as Json, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Batches of one side dealt out and not yet applied, at most, while the
+/// other side is read (see `Gate`).
+const AHEAD: usize = 8;
+
+/// How the readers of a join's two sides keep side by side: each side's
+/// reader waits while it has `AHEAD` batches dealt out that the owner has
+/// not applied, so the side that is behind in event time (whose events the
+/// owner is waiting for) is the one read, and the state holds only what
+/// the bound requires.
+#[derive(Default)]
+pub struct Gate {
+    outstanding: [AtomicUsize; 2],
+}
+
+impl Gate {
+    /// A batch of `side` is about to be dealt: waits until that side is
+    /// not too far ahead, or `stop` is set.
+    pub fn enter(&self, side: usize, stop: &std::sync::atomic::AtomicUsize) {
+        while self.outstanding[side].load(Ordering::SeqCst) >= AHEAD
+            && stop.load(Ordering::Relaxed) == 0
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        self.outstanding[side].fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn done(&self, side: usize) {
+        self.outstanding[side].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One input side of the stateful stage: its event time and the batches
+/// whose extractions wait to be merged with the other side's.
+#[derive(Default)]
+struct Side {
+    /// Greatest event time applied.
+    max_time: Option<i64>,
+    /// The reader has dealt its last batch.
+    ended: bool,
+    queue: VecDeque<Pending>,
+}
+
+/// A batch's extractions, applied up to `next`.
+struct Pending {
+    extracts: Extracts,
+    batch: Batch,
+    next: usize,
+    end: Position,
+}
+
+impl Side {
+    /// The time of the next event to apply, if it is here.
+    fn front(&self) -> Option<i64> {
+        let p = self.queue.front()?;
+        (p.next < p.extracts.len()).then(|| p.extracts.get(p.next).time)
+    }
+}
 
 /// The owner of a chain's state: the chain (compiled on this thread), where
-/// its stateful stage stands, the event time and the timers.
+/// its stateful stage stands, the event time of each input side and the
+/// timers.
 pub struct Owner {
     worker: Worker,
     at: usize,
-    /// Greatest event time applied.
-    max_time: Option<i64>,
+    sides: Vec<Side>,
     lateness: i64,
     arrival_time: bool,
     timers: Timers,
     scratch: Emitted,
+    /// The source of side 1 (a join's FILE); every other source is side 0.
+    right: Option<usize>,
+    gate: Option<Arc<Gate>>,
+    pool: Arc<Pool>,
+    /// Batches all of whose events are applied: (source, position after
+    /// it), in order, for the checkpoint to record.
+    completed: Vec<(usize, Position)>,
 }
 
 impl Owner {
     /// The owner of `worker`'s stateful stage; `None` for a chain without
     /// one. With `lines`, results the stage emits are written as compact
     /// JSON lines (say so when the stage is last and that is the format).
-    pub fn new(worker: Worker, lines: bool) -> Option<Owner> {
+    /// Batch buffers go back to `pool` once applied.
+    pub fn new(worker: Worker, lines: bool, pool: Arc<Pool>) -> Option<Owner> {
         let at = worker.keyed_at()?;
         let stage = worker.steps()[at].stateful().expect("a stateful stage");
         let (lateness, arrival_time) = (stage.lateness(), stage.arrival_time());
+        let sides = (0..stage.sides()).map(|_| Side::default()).collect();
         let worker_len = worker.steps().len();
         Some(Owner {
             worker,
             at,
-            max_time: None,
+            sides,
             lateness,
             arrival_time,
             timers: Timers::default(),
@@ -59,7 +130,18 @@ impl Owner {
                 lines: (lines && at + 1 == worker_len).then(Vec::new),
                 ..Default::default()
             },
+            right: None,
+            gate: None,
+            pool,
+            completed: Vec::new(),
         })
+    }
+
+    /// Side 1 is `source`'s, read beside the others under `gate`.
+    pub fn with_right(mut self, source: usize, gate: Arc<Gate>) -> Owner {
+        self.right = Some(source);
+        self.gate = Some(gate);
+        self
     }
 
     pub fn stage(&self) -> &dyn StatefulStage {
@@ -76,66 +158,156 @@ impl Owner {
         (stage, &mut self.timers)
     }
 
+    /// The smallest of the sides' watermarks (greatest time applied minus
+    /// `--lateness`; +infinity for a side whose events are all applied);
+    /// `None` while some side has none.
     fn watermark(&self) -> Option<i64> {
-        self.max_time.map(|t| t.saturating_sub(self.lateness))
+        let mut watermark = i64::MAX;
+        for side in &self.sides {
+            if side.ended && side.queue.is_empty() {
+                continue;
+            }
+            watermark = watermark.min(side.max_time?.saturating_sub(self.lateness));
+        }
+        Some(watermark)
     }
 
-    /// Applies a batch's extractions in order: results, and the failures of
-    /// the stages after, go into `p` where the event that caused them stands.
-    pub fn apply(&mut self, p: &mut Processed, pool: &Pool) {
+    /// Takes a batch's extractions and applies, in order, those that can
+    /// be: with one side, all of them; with two, merged with the other
+    /// side's in event time (the earlier first, the main input's on a tie)
+    /// as far as both sides have events here, or one has ended. Results,
+    /// and the failures of the stages after, go into `p`.
+    pub fn apply(&mut self, p: &mut Processed) {
         let Some(keyed) = p.keyed.take() else {
             return;
         };
         let (extracts, batch) = *keyed;
+        let side = usize::from(self.right == Some(p.source));
+        self.sides[side].queue.push_back(Pending {
+            extracts,
+            batch,
+            next: 0,
+            end: p.end,
+        });
+        self.drain(p);
+    }
+
+    /// The reader dealt the last batch of `side`: what waited for it is applied.
+    pub fn side_ended(&mut self, side: usize) -> Processed {
+        let mut p = self.worker.empty(0, 0);
+        p.from_reader = false;
+        self.sides[side].ended = true;
+        self.drain(&mut p);
+        let mut out = std::mem::take(&mut self.scratch);
+        self.fire_due(&mut out);
+        self.emit(&mut out, 0, &mut p);
+        self.scratch = out;
+        p
+    }
+
+    /// Positions of the batches applied whole since the last call.
+    pub fn completed(&mut self) -> std::vec::Drain<'_, (usize, Position)> {
+        self.completed.drain(..)
+    }
+
+    /// Applies every event that can be, in order (see `apply`).
+    fn drain(&mut self, p: &mut Processed) {
         let mut rejected: Vec<Failure> = Vec::new();
         let first_new = p.failures.len();
         let started = std::time::Instant::now();
-        for event in extracts.iter() {
-            let watermark = self.watermark();
-            let mut out = std::mem::take(&mut self.scratch);
-            let at = self.at;
-            let (stage, timers) = self.parts();
-            let result = stage.apply(&event, watermark, timers, &mut out);
-            let counters = &mut p.stages[at];
-            counters.events_in += 1;
-            let (error, late_event) = match result {
-                Ok(()) => {
-                    self.max_time = Some(self.max_time.map_or(event.time, |m| m.max(event.time)));
-                    (None, false)
-                }
-                Err(Rejected::Late(error)) => (Some(error), true),
-                Err(Rejected::Failed(error)) => {
-                    counters.events_failed += 1;
-                    (Some(error), false)
-                }
+        loop {
+            self.retire();
+            let side = match self.sides.as_slice() {
+                [one] => match one.front() {
+                    Some(_) => 0,
+                    None => break,
+                },
+                [left, right] => match (left.front(), right.front()) {
+                    (Some(l), Some(r)) => usize::from(r < l),
+                    (Some(_), None) if right.ended && right.queue.is_empty() => 0,
+                    (None, Some(_)) if left.ended && left.queue.is_empty() => 1,
+                    _ => break,
+                },
+                _ => unreachable!("a stage reads one or two sides"),
             };
-            if let Some(error) = error {
-                // Dead-lettered as its input line.
-                let raw = event
-                    .index
-                    .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
-                rejected.push(Failure {
-                    line: event.line,
-                    at: event.line,
-                    stage: Some(at),
-                    error,
-                    raw: raw.to_vec(),
-                    late: late_event,
-                });
-            }
-            self.fire_due(&mut out);
-            self.emit(&mut out, event.line, p);
-            self.scratch = out;
+            self.take(side, p, &mut rejected);
         }
+        self.retire();
         p.stages[self.at].time += started.elapsed();
-        pool.give(batch.data);
         // Failures of the stages after go where their event stands.
         let after: Vec<Failure> = p.failures.drain(first_new..).collect();
         rejected.extend(after);
         if !rejected.is_empty() {
             p.failures.extend(rejected);
-            p.failures.sort_by_key(|f| f.at);
+            if self.sides.len() == 1 {
+                p.failures.sort_by_key(|f| f.at);
+            }
         }
+    }
+
+    /// Batches applied whole leave their queues, in order.
+    fn retire(&mut self) {
+        for (side, s) in self.sides.iter_mut().enumerate() {
+            while let Some(front) = s.queue.front()
+                && front.next >= front.extracts.len()
+            {
+                let done = s.queue.pop_front().expect("a front");
+                self.completed.push((done.batch.source, done.end));
+                self.pool.give(done.batch.data);
+                if let Some(gate) = &self.gate {
+                    gate.done(side);
+                }
+            }
+        }
+    }
+
+    /// Applies the next event of `side`.
+    fn take(&mut self, side: usize, p: &mut Processed, rejected: &mut Vec<Failure>) {
+        let watermark = self.watermark();
+        let mut out = std::mem::take(&mut self.scratch);
+        let at = self.at;
+        let stage = self.worker.steps_mut()[at]
+            .stateful_mut()
+            .expect("a stateful stage");
+        let pending = self.sides[side].queue.front_mut().expect("an event");
+        let event = pending.extracts.get(pending.next);
+        let (line, time) = (event.line, event.time);
+        let result = stage.apply(&event, watermark, &mut self.timers, &mut out);
+        let applied = result.is_ok();
+        let counters = &mut p.stages[at];
+        counters.events_in += 1;
+        let (error, late_event) = match result {
+            Ok(()) => (None, false),
+            Err(Rejected::Late(error)) => (Some(error), true),
+            Err(Rejected::Failed(error)) => {
+                counters.events_failed += 1;
+                (Some(error), false)
+            }
+        };
+        if let Some(error) = error {
+            // Dead-lettered as its input line.
+            let batch = &pending.batch;
+            let raw = event
+                .index
+                .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
+            rejected.push(Failure {
+                line,
+                at: line,
+                stage: Some(at),
+                error,
+                raw: raw.to_vec(),
+                late: late_event,
+                source: Some(batch.source),
+            });
+        }
+        pending.next += 1;
+        if applied {
+            let max = &mut self.sides[side].max_time;
+            *max = Some(max.map_or(time, |m| m.max(time)));
+        }
+        self.fire_due(&mut out);
+        self.emit(&mut out, line, p);
+        self.scratch = out;
     }
 
     /// Fires the timers the watermark has reached, once for all of them.
@@ -173,10 +345,11 @@ impl Owner {
 
     /// Input is idle: on arrival time the clock moves the watermark.
     pub fn tick(&mut self, now: i64) -> Option<Processed> {
-        if !self.arrival_time || self.max_time.is_none() {
+        let max_time = &mut self.sides[0].max_time;
+        if !self.arrival_time || max_time.is_none() {
             return None;
         }
-        self.max_time = self.max_time.map(|m| m.max(now));
+        *max_time = max_time.map(|m| m.max(now));
         let mut p = self.worker.empty(0, 0);
         p.from_reader = false;
         let mut out = std::mem::take(&mut self.scratch);
@@ -186,10 +359,15 @@ impl Owner {
         Some(p)
     }
 
-    /// End of input: the stage emits everything it holds.
+    /// End of input: what waits on a side is applied, and the stage emits
+    /// everything it holds.
     pub fn finish(&mut self) -> Processed {
         let mut p = self.worker.empty(0, 0);
         p.from_reader = false;
+        for side in &mut self.sides {
+            side.ended = true;
+        }
+        self.drain(&mut p);
         let mut out = std::mem::take(&mut self.scratch);
         self.parts().0.finish(&mut out);
         self.timers.clear();
@@ -198,17 +376,28 @@ impl Owner {
         p
     }
 
-    /// The state as the checkpoint keeps it: the event time and the stage's.
+    /// The state as the checkpoint keeps it: the event time of each side
+    /// and the stage's state. (Events still waiting for the other side are
+    /// not in it: the positions saved with it are those of the batches
+    /// applied whole, so they are read again.)
     pub fn snapshot(&self) -> Json {
-        json!({
-            "max_time": self.max_time,
+        let mut state = json!({
+            "max_time": self.sides[0].max_time,
             "stage": self.stage().snapshot(),
-        })
+        });
+        if self.sides.len() > 1 {
+            let times: Vec<Option<i64>> = self.sides.iter().map(|s| s.max_time).collect();
+            state["max_times"] = json!(times);
+        }
+        state
     }
 
     /// Takes back what `snapshot` saved.
     pub fn restore(&mut self, state: &Json) -> Result<(), String> {
-        self.max_time = state["max_time"].as_i64();
+        self.sides[0].max_time = state["max_time"].as_i64();
+        for (i, side) in self.sides.iter_mut().enumerate().skip(1) {
+            side.max_time = state["max_times"][i].as_i64();
+        }
         let (stage, timers) = self.parts();
         stage.restore(&state["stage"], timers)
     }

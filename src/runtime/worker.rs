@@ -40,6 +40,9 @@ pub struct Failure {
     pub raw: Vec<u8>,
     /// A late event: dead-lettered and counted as late, not as failed.
     pub late: bool,
+    /// The source of its line when it is not the batch's (an event a join
+    /// took while it applied another side's batch).
+    pub source: Option<usize>,
 }
 
 /// The result of one batch.
@@ -79,6 +82,15 @@ struct Direct {
 }
 
 impl Direct {
+    fn new(chain: direct::Chain) -> Direct {
+        Direct {
+            chain,
+            slots: Vec::new(),
+            lines: Vec::new(),
+            maps: Vec::new(),
+        }
+    }
+
     /// Runs a batch through the chain by direct evaluation, one stage at a
     /// time over all lines (so each stage's time takes two clock readings a
     /// batch, not two an event): first every line is checked and located,
@@ -219,6 +231,9 @@ enum Fate {
 pub struct Worker {
     /// The chain as direct evaluation runs it, with its reusable buffers.
     direct: Option<Direct>,
+    /// A join's FILE: its source, and its side of the join as direct
+    /// evaluation runs it. Its events go straight to the join stage.
+    right: Option<(usize, Option<Direct>)>,
     /// The chain as jaq runs it, event by event, and the output it writes.
     stages: Stages,
     pool: Arc<Pool>,
@@ -241,6 +256,11 @@ struct Stages {
     /// The place in its batch of the line being run (for the dead letter of
     /// an event the state's owner finds late).
     index: Option<u32>,
+    /// Where the batch's events enter the chain: 0, or for the other side
+    /// of a join, the join stage itself.
+    start: usize,
+    /// The batch's input side (see `StatefulStage::sides`).
+    side: usize,
 }
 
 impl Worker {
@@ -260,12 +280,8 @@ impl Worker {
         let keyed_at = crate::stage::stateful_at(&steps);
 
         Worker {
-            direct: direct.map(|chain| Direct {
-                chain,
-                slots: Vec::new(),
-                lines: Vec::new(),
-                maps: Vec::new(),
-            }),
+            direct: direct.map(Direct::new),
+            right: None,
             stages: Stages {
                 steps,
                 scratch,
@@ -275,9 +291,19 @@ impl Worker {
                 format: Format::Ndjson,
                 keyed_at,
                 index: None,
+                start: 0,
+                side: 0,
             },
             pool,
         }
+    }
+
+    /// Batches of `source` are the other side of the chain's join: their
+    /// events go straight to it (by direct evaluation with `direct`, when
+    /// given).
+    pub fn with_right(mut self, source: usize, direct: Option<direct::Chain>) -> Worker {
+        self.right = Some((source, direct.map(Direct::new)));
+        self
     }
 
     /// Lines are read as `format` says: `-R` lines are strings, values of
@@ -295,6 +321,21 @@ impl Worker {
             p.keyed = Some(Box::default());
         }
         crate::jq::builtins::set_source(batch.source);
+        if let Some((source, direct)) = &mut self.right
+            && *source == batch.source
+        {
+            self.stages.side = 1;
+            self.stages.start = self.stages.keyed_at.expect("a join");
+            if let Some(keyed) = &mut p.keyed {
+                keyed.0.side = 1;
+            }
+            match direct {
+                Some(direct) => direct.process(batch, &mut self.stages, &mut p),
+                None => self.stages.lines(batch, &mut p),
+            }
+            (self.stages.side, self.stages.start) = (0, 0);
+            return p;
+        }
         match &mut self.direct {
             _ if self.stages.format == Format::Raw => self.stages.raw(batch, &mut p),
             Some(direct) => direct.process(batch, &mut self.stages, &mut p),
@@ -388,7 +429,7 @@ impl Stages {
         };
         match value {
             Ok(value) => self.stage(
-                0,
+                self.start,
                 Event {
                     value,
                     changed: false,
@@ -450,7 +491,7 @@ impl Stages {
         let started = Instant::now();
         let stage = self.steps[i].stateful().expect("the stateful stage");
         let extracts = &mut p.keyed.as_mut().expect("a keyed batch").0;
-        let result = stage.extract(&event.value, line, self.index, extracts);
+        let result = stage.extract(&event.value, self.side, line, self.index, extracts);
         let counters = &mut p.stages[i];
         counters.time += started.elapsed();
         match result {
@@ -540,6 +581,7 @@ fn fail(
         error,
         raw: raw.to_vec(),
         late: false,
+        source: None,
     });
     false
 }

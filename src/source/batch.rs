@@ -80,4 +80,9 @@ pub enum Message {
         source: usize,
         error: io::Error,
     },
+    /// The last batch of an input side (of a join: 0 the main inputs, 1
+    /// its FILE) was dealt.
+    Ended {
+        side: usize,
+    },
 }

@@ -31,9 +31,10 @@ pub struct Follow {
 /// appends, and a partial last line waiting for its newline), then read to
 /// its end, a last line without newline included, and closed. A file that
 /// shrank (truncation) is read again from its start. Compressed files are
-/// read once, not followed.
+/// read once, not followed. The first of `sources` is source number `first`.
 pub fn follow_all(
     sources: &[Source],
+    first: usize,
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
     pool: &Pool,
@@ -43,7 +44,7 @@ pub fn follow_all(
     let mut followed: Vec<Followed> = sources
         .iter()
         .enumerate()
-        .map(|(i, s)| Followed::new(i, s))
+        .map(|(i, s)| Followed::new(first + i, s))
         .collect();
     while stop.load(Ordering::Relaxed) == 0 {
         let mut progressed = false;

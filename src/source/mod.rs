@@ -141,14 +141,17 @@ impl Source {
 
 /// Reads `sources` in order, handing each message to `deliver` until done,
 /// until `deliver` returns false (nobody listens), or until `stop` is set (by a signal).
+/// The first of `sources` is source number `first` in the messages.
 pub fn read_all(
     sources: &[Source],
+    first: usize,
     deliver: &mut dyn FnMut(Message) -> bool,
     stop: &AtomicUsize,
     pool: &Pool,
     checkpoint: Option<&Checkpoint>,
 ) {
     for (index, source) in sources.iter().enumerate() {
+        let index = first + index;
         if stop.load(Ordering::Relaxed) != 0 {
             return;
         }

@@ -13,6 +13,8 @@ use jaq_json::{Num, Val};
 /// The extractions of one batch, in input order, in three flat buffers.
 #[derive(Default)]
 pub struct Extracts {
+    /// The input side of every event here (a join's: 0 main, 1 its FILE).
+    pub side: u8,
     items: Vec<Item>,
     /// Keys and JSON values, one after the other.
     bytes: Vec<u8>,
@@ -48,6 +50,8 @@ pub enum Input<'a> {
 
 /// One event's extraction, as the owner reads it.
 pub struct Extract<'a> {
+    /// The input side (see `StatefulStage::sides`).
+    pub side: u8,
     pub line: u64,
     pub index: Option<u32>,
     pub key: &'a [u8],
@@ -80,6 +84,7 @@ pub struct Mark {
 
 impl Extracts {
     pub fn clear(&mut self) {
+        self.side = 0;
         self.items.clear();
         self.bytes.clear();
         self.values.clear();
@@ -162,13 +167,32 @@ impl Extracts {
 
     /// Each extraction in input order.
     pub fn iter(&self) -> impl Iterator<Item = Extract<'_>> {
-        self.items.iter().map(|item| Extract {
+        self.items.iter().map(|item| self.extract(item))
+    }
+
+    /// How many extractions there are.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The `i`th extraction.
+    pub fn get(&self, i: usize) -> Extract<'_> {
+        self.extract(&self.items[i])
+    }
+
+    fn extract<'a>(&'a self, item: &Item) -> Extract<'a> {
+        Extract {
+            side: self.side,
             line: item.line,
             index: item.index,
             key: &self.bytes[item.key.0 as usize..item.key.1 as usize],
             time: item.time,
             values: &self.values[item.values.0 as usize..item.values.1 as usize],
             bytes: &self.bytes,
-        })
+        }
     }
 }

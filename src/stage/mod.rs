@@ -10,6 +10,7 @@
 
 pub mod extract;
 mod filter;
+pub mod join;
 mod map;
 pub mod window;
 
@@ -53,6 +54,8 @@ pub enum Kind {
     Window,
     /// `--agg` without `--window`: group-by over the whole input.
     Aggregate,
+    /// `--join FILE` with its `--key`, `--time`, `--within`, …: an interval join.
+    Join,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Map => "map",
             Kind::Window => "window",
             Kind::Aggregate => "aggregate",
+            Kind::Join => "join",
         }
     }
 }
@@ -100,12 +104,20 @@ pub trait StatefulStage {
     /// What the stage shows as its expression in the stats.
     fn expr(&self) -> &str;
 
-    /// Worker side: evaluates what `event` brings and adds it to `into`
-    /// (from `line`, the `index`th line of its batch). On an error `into`
-    /// is left as it was.
+    /// How many inputs the stage reads side by side: 1, or 2 for a join
+    /// (side 0 the main input, side 1 the join's FILE). The runtime merges
+    /// the sides in event time and keeps a watermark for each.
+    fn sides(&self) -> usize {
+        1
+    }
+
+    /// Worker side: evaluates what `event` (of input `side`) brings and
+    /// adds it to `into` (from `line`, the `index`th line of its batch). On
+    /// an error `into` is left as it was.
     fn extract(
         &self,
         event: &Val,
+        side: usize,
         line: u64,
         index: Option<u32>,
         into: &mut Extracts,

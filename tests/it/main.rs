@@ -22,6 +22,7 @@ mod debug;
 mod events;
 mod follow;
 mod join;
+mod join_state;
 mod jq_conformance;
 mod jq_input;
 mod jq_output;

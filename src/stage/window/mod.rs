@@ -543,6 +543,7 @@ impl StatefulStage for WindowStage {
     fn extract(
         &self,
         event: &Val,
+        _side: usize,
         line: u64,
         index: Option<u32>,
         into: &mut Extracts,
@@ -916,7 +917,7 @@ mod tests {
         /// watermark, fire the timers it reached.
         fn process(&mut self, event: Event, out: &mut Emitted) -> Result<(), Rejected> {
             let mut extracts = Extracts::default();
-            self.extract(&event.value, 1, None, &mut extracts)?;
+            self.extract(&event.value, 0, 1, None, &mut extracts)?;
             let e = extracts.iter().next().expect("one extraction");
             let watermark = self.test_clock.0.map(|t| t - self.config.lateness);
             let mut timers = std::mem::take(&mut self.test_clock.1);
