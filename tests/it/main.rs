@@ -21,6 +21,7 @@ mod conformance;
 mod debug;
 mod events;
 mod follow;
+mod join;
 mod join_state;
 mod jq_conformance;
 mod jq_input;
