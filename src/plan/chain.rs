@@ -392,7 +392,7 @@ impl Chain {
     }
 
     /// Compiles every stage; each that does not compile adds its report to
-    /// `errors`, and `window_errors` go where the window stage stands.
+    /// `errors`, and `window_errors` go where the window or join stage stands.
     /// A bad variable (`--argjson`) is an error on its own.
     fn compile(&self, errors: &mut String, window_errors: &str) -> Result<Vec<Step>, Error> {
         let globals = Globals::new(variables(&self.vars)?).with_library(self.library.clone());
@@ -404,6 +404,8 @@ impl Chain {
                 {
                     stages.push(Step::Stateful(Box::new(stage)));
                 }
+                // An unusable join option, where the join stands.
+                errors.push_str(window_errors);
                 continue;
             }
             if info.stateful() {
