@@ -547,6 +547,12 @@ fn read_csv(
     builder: &mut Builder,
 ) -> Result<(), String> {
     let file = &builder.spec.file;
+    let breaks = LineBreaks::default();
+    let reader = Counted {
+        inner: reader,
+        breaks: breaks.clone(),
+        offset: 0,
+    };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -586,7 +592,7 @@ fn read_csv(
         match csv.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| breaks.line_at(p.byte()));
                 if !distinct {
                     // A name given twice: its last value at its first place.
                     let mut map = jaq_json::Map::default();
@@ -620,11 +626,52 @@ fn read_csv(
                     return Err(format!("cannot read {file}: {}", io_error_text(io)));
                 }
                 _ => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = e.position().map_or(0, |p| breaks.line_at(p.byte()));
                     builder.fail(line, &csv_error(&e));
                 }
             },
         }
+    }
+}
+
+/// Where the line breaks of a CSV file are, to number its records by the
+/// file's lines (the csv crate's own line count misses a CRLF inside a
+/// quoted field): the offsets of the breaks not yet passed, and how many
+/// were passed.
+#[derive(Clone, Default)]
+struct LineBreaks(std::rc::Rc<std::cell::RefCell<(std::collections::VecDeque<u64>, u64)>>);
+
+impl LineBreaks {
+    /// The line (from 1) of a record the csv crate says starts at `offset`:
+    /// after a CRLF it says the LF's offset, so a break there is passed too.
+    /// Offsets asked for never go back.
+    fn line_at(&self, offset: u64) -> u64 {
+        let mut inner = self.0.borrow_mut();
+        let (breaks, passed) = &mut *inner;
+        while breaks.front().is_some_and(|&b| b <= offset) {
+            breaks.pop_front();
+            *passed += 1;
+        }
+        *passed + 1
+    }
+}
+
+/// A reader that notes where each `\n` it reads is.
+struct Counted<R> {
+    inner: R,
+    breaks: LineBreaks,
+    offset: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut inner = self.breaks.0.borrow_mut();
+        for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+            inner.0.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 
@@ -633,7 +680,10 @@ fn csv_error(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
-        } => format!("{len} fields, where the header row has {expected_len}"),
+        } => {
+            let fields = if *len == 1 { "field" } else { "fields" };
+            format!("{len} {fields}, where the header row has {expected_len}")
+        }
         csv::ErrorKind::Utf8 { err, .. } => {
             format!("invalid UTF-8 in field {}", err.field() + 1)
         }

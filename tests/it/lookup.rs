@@ -297,7 +297,7 @@ fn failed_csv_rows_are_reported_by_line_and_counted() {
     assert!(
         err.starts_with(concat!(
             "u.csv:3: --lookup u: 3 fields, where the header row has 2\n",
-            "u.csv:6: --lookup u: 1 fields, where the header row has 2\n"
+            "u.csv:6: --lookup u: 1 field, where the header row has 2\n"
         )),
         "{err}"
     );
@@ -794,4 +794,27 @@ fn rows_read_straight_from_their_text_are_those_jaq_reads() {
         common::stdout(&out),
         "[\"0\",\"1\",\"1.0\",\"1e2\",\"2\",\"3\",\"4\",\"6\",\"7\",\"[3,4]\",\"null\",\"{\\\"a\\\":[1,{\\\"b\\\":null}]}\"]\n"
     );
+}
+
+#[test]
+fn csv_rows_are_numbered_by_the_files_lines_across_quoted_line_breaks() {
+    let dir = common::tempdir();
+    // The record `2,y` is on line 4, after a CRLF inside quotes (LF too).
+    for (name, eol) in [("crlf.csv", "\r\n"), ("lf.csv", "\n")] {
+        let text = format!("id,name,note{eol}1,\"multi{eol}line\",x{eol}2,y{eol}3,z,ok{eol}4{eol}");
+        write(dir.path(), name, &text);
+        let out = run_in(
+            dir.path(),
+            &["-n", "--lookup", "t", name, ".id", "-c", "-m", "$t | keys"],
+            "",
+        );
+        assert_eq!(common::stdout(&out), "[\"1\",\"3\"]\n", "{name}");
+        assert_eq!(
+            common::stderr(&out),
+            format!(
+                "{name}:4: --lookup t: 2 fields, where the header row has 3\n{name}:6: --lookup t: 1 field, where the header row has 3\n"
+            ),
+            "{name}"
+        );
+    }
 }
