@@ -240,6 +240,9 @@ impl PatternStage {
             _ => {}
         }
         self.counters.peak = self.counters.peak.max(self.open);
+        if !self.keys.contains_key(&key[..]) {
+            self.bytes += key.len() as u64;
+        }
         let entry = self.keys.entry(Rc::clone(key)).or_default();
         entry.attempt = attempt;
         if entry.buffered == 0 && entry.attempt.elems.is_empty() {
