@@ -86,13 +86,16 @@ struct Counters {
     peak: u64,
 }
 
+/// A buffered event: its key and the element it will be.
+type Buffered = (Rc<[u8]>, Elem);
+
 pub struct PatternStage {
     name: String,
     expr: String,
     config: PatternConfig,
     keys: HashMap<Rc<[u8]>, KeyState>,
     /// Events waiting for the watermark to pass their time, by (time, taken).
-    buffered: BTreeMap<(i64, u64), (Rc<[u8]>, Elem)>,
+    buffered: BTreeMap<(i64, u64), Buffered>,
     /// Attempts in progress by the time `--within` cuts them off (their
     /// first event's time plus DURATION).
     deadlines: BTreeSet<(i64, Rc<[u8]>)>,
