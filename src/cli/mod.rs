@@ -168,9 +168,26 @@ pub struct Args {
     #[arg(long, value_name = "EXPR", help_heading = "Joins")]
     pub join_time: Option<String>,
 
-    /// How far a FILE event's time may be from the event's it pairs with: LOWER..UPPER (FILE's time minus the event's; 0s..10m: up to 10 minutes after), or D for -D..D. Bounds included.
+    /// With --join: how far a FILE event's time may be from the event's it pairs with: LOWER..UPPER (FILE's time minus the event's; 0s..10m: up to 10 minutes after), or D for -D..D. Bounds included. With --match: one positive DURATION, the most a match spans from its first event to its last.
     #[arg(long, value_name = "LOWER..UPPER", value_parser = Parsed::parser(join::parse_within), allow_hyphen_values = true, help_heading = "Joins")]
     pub within: Option<Parsed<(i64, i64)>>,
+
+    /// Define an event class for --match: an event belongs to NAME when EXPR yields a value that is not false or null (an event may belong to several classes; one of none is invisible to the pattern). Repeat for more classes (at most 63); the order of the --defs decides which class an event of several is shown as.
+    #[arg(long = "def", value_name = "NAME=EXPR", action = ArgAction::Append, allow_hyphen_values = true, help_heading = "Patterns")]
+    pub defs: Vec<String>,
+
+    /// Find sequences of events per --key: PATTERN is a regular expression over --def class names (concatenation, ( ), |, ?, *, +, {n}, {n,}, {n,m}; greedy), as 'fail{3,} ok'. Each match is one event {"key", "start", "end", "status": "matched", "events": {CLASS: [EVENT, …], …}}; a match starts at every event of some class, in event time (--time, default arrival), spans at most --within DURATION and is emitted once it cannot grow; the next starts after its last event. The stage sits where this option is in the chain.
+    #[arg(
+        long = "match",
+        value_name = "PATTERN",
+        allow_hyphen_values = true,
+        help_heading = "Patterns"
+    )]
+    pub pattern: Option<String>,
+
+    /// With --match and --within: also emit each partial match that --within (or the end of input) cut off before it completed, with "status": "timeout" and the events it had.
+    #[arg(long = "match-timeouts", help_heading = "Patterns")]
+    pub match_timeouts: bool,
 
     /// Which events without a partner the join emits too, once the watermark shows none can come: inner (none), left (the main input's, as {"left": E, "right": null}), right (FILE's), full (both).
     #[arg(long, value_name = "TYPE", value_enum, help_heading = "Joins")]
@@ -394,6 +411,10 @@ pub fn parse() -> Args {
     }
     if let Some(i) = matches.indices_of("join").and_then(|mut at| at.next()) {
         stages.push((i, StageKind::Join, String::new()));
+    }
+    if let Some(i) = matches.indices_of("pattern").and_then(|mut at| at.next()) {
+        let text = args.pattern.clone().unwrap_or_default();
+        stages.push((i, StageKind::Pattern, text));
     }
     stages.sort_by_key(|(i, _, _)| *i);
     args.stages = stages.into_iter().map(|(_, k, v)| (k, v)).collect();

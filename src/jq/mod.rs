@@ -544,6 +544,28 @@ fn render(label: &str, files: FileReports) -> String {
     out
 }
 
+/// Renders one error about a text that is not jq (a `--match` pattern),
+/// as compile errors are: `evq: error in LABEL: MESSAGE`, then the text
+/// with `span` underlined and `note` under it.
+pub fn render_error(
+    label: &str,
+    code: &str,
+    span: std::ops::Range<usize>,
+    message: &str,
+    note: &str,
+) -> String {
+    let report = Report {
+        message: message.to_string(),
+        span,
+        label: note.to_string(),
+    };
+    let main = File {
+        code,
+        path: PathBuf::new(),
+    };
+    render(label, vec![(main, vec![report])])
+}
+
 /// True when jq would treat `v` as true (anything but false and null).
 pub fn truthy(v: &Val) -> bool {
     !matches!(v, Val::Null | Val::Bool(false))

@@ -12,6 +12,7 @@ use crate::cli::{Args, StageKind};
 use crate::jq::{Globals, Library, Program};
 use crate::json::Fields;
 use crate::stage::join::{JoinConfig, JoinStage, JoinType};
+use crate::stage::pattern::{MAX_CLASSES, PatternConfig, PatternStage, regex};
 use crate::stage::window::agg::AggSpec;
 use crate::stage::window::time::WindowSpec;
 use crate::stage::window::{WindowConfig, WindowStage};
@@ -26,6 +27,8 @@ pub struct Chain {
     window: Option<Window>,
     /// The join stage's options, when the chain has one.
     join: Option<Join>,
+    /// The pattern stage's options, when the chain has one.
+    pattern: Option<Pattern>,
     vars: Vec<Binding>,
     /// The modules `import` and `include` find (`-L`), shared by every copy,
     /// so each compiles with the same files.
@@ -60,7 +63,7 @@ impl StageInfo {
     pub fn stateful(&self) -> bool {
         matches!(
             self.kind,
-            StageKind::Window | StageKind::Aggregate | StageKind::Join
+            StageKind::Window | StageKind::Aggregate | StageKind::Join | StageKind::Pattern
         )
     }
 
@@ -335,6 +338,159 @@ impl Join {
     }
 }
 
+/// The options of the pattern stage: `--match PATTERN` with its `--def`s,
+/// `--key`, `--time`, `--within`, `--lateness`, `--match-timeouts`.
+#[derive(Clone)]
+struct Pattern {
+    pattern: String,
+    /// `--def` names and expressions, in order.
+    defs: Vec<(String, String)>,
+    keys: Vec<String>,
+    time: Option<String>,
+    within: Option<i64>,
+    timeouts: bool,
+    lateness: i64,
+}
+
+/// Whether `name` can name a class: a letter or `_`, then letters, digits, `_`.
+fn class_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Pattern {
+    /// The pattern options of the command line (`--match` is given): `Err`
+    /// with the message of the first unusable one.
+    fn new(args: &Args) -> Result<Pattern, String> {
+        let within = match &args.within {
+            None => None,
+            Some(w) => Some(
+                crate::stage::window::time::parse_duration(&w.text).map_err(|e| {
+                    format!("evq: --within: {e}; with --match, --within is one positive duration, the most a match spans (as 5m)")
+                })?,
+            ),
+        };
+        let lateness = match &args.lateness {
+            None => 0,
+            Some(l) => l
+                .value
+                .clone()
+                .map_err(|e| format!("evq: --lateness: {e}"))?,
+        };
+        let mut defs: Vec<(String, String)> = Vec::new();
+        for def in &args.defs {
+            let Some((name, expr)) = def.split_once('=') else {
+                return Err(format!(
+                    "evq: --def {def:?}: expected NAME=EXPR (as --def 'fail=.status == 401')"
+                ));
+            };
+            let name = name.trim();
+            if !class_name(name) {
+                return Err(format!(
+                    "evq: --def {def:?}: {name:?} is not a class name (a letter or _, then letters, digits or _)"
+                ));
+            }
+            if defs.iter().any(|(n, _)| n == name) {
+                return Err(format!("evq: --def {name}: the class is defined twice"));
+            }
+            defs.push((name.to_string(), expr.to_string()));
+        }
+        if defs.is_empty() {
+            return Err("evq: --match needs at least one --def NAME=EXPR: the classes its pattern is written in".into());
+        }
+        if defs.len() > MAX_CLASSES {
+            return Err(format!(
+                "evq: --def: {} classes, at most {MAX_CLASSES}",
+                defs.len()
+            ));
+        }
+        Ok(Pattern {
+            pattern: args.pattern.clone().unwrap_or_default(),
+            defs,
+            keys: args.keys.clone(),
+            time: args.time.clone(),
+            within,
+            timeouts: args.match_timeouts,
+            lateness,
+        })
+    }
+
+    /// What the stage shows as its expression in stats.
+    fn describe(args: &Args) -> String {
+        let mut parts = vec![args.pattern.clone().unwrap_or_default()];
+        parts.extend(args.defs.iter().map(|d| format!("def {d}")));
+        parts.extend(args.keys.iter().map(|k| format!("key {k}")));
+        parts.extend(args.time.iter().map(|t| format!("time {t}")));
+        parts.extend(args.within.iter().map(|w| format!("within {}", w.text)));
+        parts.extend(args.lateness.iter().map(|l| format!("lateness {}", l.text)));
+        if args.match_timeouts {
+            parts.push("timeouts".into());
+        }
+        parts.join("; ")
+    }
+
+    /// Compiles the stage; the pattern and each expression that does not
+    /// compile add their reports to `errors`.
+    fn build(
+        &self,
+        info: &StageInfo,
+        globals: &Globals,
+        errors: &mut String,
+    ) -> Option<PatternStage> {
+        let mut ok = true;
+        let mut compile = |code: &str, label: String| match Program::compile(code, &label, globals)
+        {
+            Ok(p) => Some(p),
+            Err(report) => {
+                errors.push_str(&report);
+                ok = false;
+                None
+            }
+        };
+        let classes: Vec<Option<(String, Program)>> = (self.defs.iter())
+            .map(|(name, expr)| Some((name.clone(), compile(expr, format!("--def {name}"))?)))
+            .collect();
+        let keys: Vec<Option<Program>> = (self.keys.iter().enumerate())
+            .map(|(i, k)| compile(k, format!("--key #{}", i + 1)))
+            .collect();
+        let time = self.time.as_deref().map(|t| compile(t, "--time".into()));
+        let names: Vec<String> = self.defs.iter().map(|(n, _)| n.clone()).collect();
+        let nfa = match regex::compile(&self.pattern, &names) {
+            Ok(nfa) => Some(nfa),
+            Err(e) => {
+                errors.push_str(&crate::jq::render_error(
+                    "--match",
+                    &self.pattern,
+                    e.span,
+                    &e.message,
+                    &e.note,
+                ));
+                None
+            }
+        };
+        if !ok {
+            return None;
+        }
+        let config = PatternConfig {
+            classes: classes.into_iter().flatten().collect(),
+            nfa: nfa?,
+            keys: keys.into_iter().flatten().collect(),
+            time: time.flatten(),
+            within: self.within,
+            timeouts: self.timeouts,
+            lateness: self.lateness,
+        };
+        Some(PatternStage::new(
+            info.name.clone(),
+            info.expr.clone(),
+            config,
+        ))
+    }
+}
+
 impl Chain {
     /// The chain of the command line, compiled once: every stage that does
     /// not compile is reported, in chain order (a bad `--window`,
@@ -351,6 +507,11 @@ impl Chain {
             Some(Ok(join)) => (Some(join), String::new()),
             Some(Err(unusable)) => (None, unusable + "\n"),
         };
+        let (pattern, pattern_errors) = match args.pattern.is_some().then(|| Pattern::new(args)) {
+            None => (None, String::new()),
+            Some(Ok(pattern)) => (Some(pattern), String::new()),
+            Some(Err(unusable)) => (None, unusable + "\n"),
+        };
         let stages = args
             .stages
             .iter()
@@ -359,6 +520,7 @@ impl Chain {
                 let expr = match kind {
                     StageKind::Window | StageKind::Aggregate => Window::describe(args),
                     StageKind::Join => Join::describe(args),
+                    StageKind::Pattern => Pattern::describe(args),
                     _ => expr.clone(),
                 };
                 StageInfo::new(*kind, i + 1, expr)
@@ -368,11 +530,15 @@ impl Chain {
             stages,
             window,
             join,
+            pattern,
             vars,
             library: Arc::new(Library::new(args.library_path.clone())),
         };
         let mut errors = String::new();
-        chain.compile(&mut errors, &(window_errors + &join_errors))?;
+        chain.compile(
+            &mut errors,
+            &(window_errors + &join_errors + &pattern_errors),
+        )?;
         if errors.is_empty() {
             Ok(chain)
         } else {
@@ -405,6 +571,15 @@ impl Chain {
                     stages.push(Step::Stateful(Box::new(stage)));
                 }
                 // An unusable join option, where the join stands.
+                errors.push_str(window_errors);
+                continue;
+            }
+            if info.kind == StageKind::Pattern {
+                if let Some(pattern) = &self.pattern
+                    && let Some(stage) = pattern.build(info, &globals, errors)
+                {
+                    stages.push(Step::Stateful(Box::new(stage)));
+                }
                 errors.push_str(window_errors);
                 continue;
             }
@@ -473,7 +648,9 @@ impl Chain {
             let flag = match stage.kind {
                 StageKind::Filter => "-f",
                 StageKind::Map => "-m",
-                StageKind::Window | StageKind::Aggregate | StageKind::Join => break,
+                StageKind::Window | StageKind::Aggregate | StageKind::Join | StageKind::Pattern => {
+                    break;
+                }
             };
             if let Some(Fields::Keys(read)) = crate::jq::fields::read_by(&stage.expr) {
                 let missing: Vec<String> = read
@@ -509,8 +686,8 @@ impl Chain {
                 (StageKind::Filter | StageKind::Map, _) => {
                     fields.merge(&crate::jq::fields::read_by(&stage.expr)?)
                 }
-                // A pair holds its events whole.
-                (StageKind::Join, _) => return None,
+                // A pair, a match holds its events whole.
+                (StageKind::Join | StageKind::Pattern, _) => return None,
                 (_, Some(window)) => {
                     for expr in window.exprs() {
                         fields.merge(&crate::jq::fields::read_by(expr)?);
@@ -536,6 +713,8 @@ impl Chain {
             match stage.kind {
                 StageKind::Filter => stages.push((false, stage.expr.as_str())),
                 StageKind::Map => stages.push((true, stage.expr.as_str())),
+                // Classes are evaluated through jaq on the workers.
+                StageKind::Pattern => return None,
                 StageKind::Join => {
                     if stages.iter().any(|(is_map, _)| *is_map) {
                         return None;

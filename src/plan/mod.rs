@@ -152,12 +152,47 @@ fn nothing_to_do(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// `--key`, `--time` and `--lateness` are options of the window or join
-/// stage: refused without one, and `--time` and `--lateness` with `--agg`
+/// `--key`, `--time` and `--lateness` are options of the window, join or
+/// pattern stage: refused without one, and `--time` and `--lateness` with `--agg`
 /// alone; the join's own options without `--join`, and a join beside a
-/// window (their options would mix).
+/// window (their options would mix); `--def` and `--match-timeouts`
+/// without `--match`, and a pattern beside a window or a join.
 fn window_options_alone(args: &Args) -> Result<(), Error> {
     let join = args.join.is_some();
+    let pattern = args.pattern.is_some();
+    if pattern && (join || has_window(args)) {
+        let other = if join { "--join" } else { "--window/--agg" };
+        return Err(Error::Usage(format!(
+            "evq: --match and {other} cannot be in one run (they would share --key and --time); pipe the matches into a second evq"
+        )));
+    }
+    for (given, option) in [
+        (!args.defs.is_empty(), "--def"),
+        (args.match_timeouts, "--match-timeouts"),
+    ] {
+        if given && !pattern {
+            return Err(Error::Usage(format!(
+                "evq: {option} goes with --match PATTERN"
+            )));
+        }
+    }
+    if pattern {
+        for (given, option) in [
+            (!args.join_keys.is_empty(), "--join-key"),
+            (args.join_time.is_some(), "--join-time"),
+            (args.join_type.is_some(), "--join-type"),
+        ] {
+            if given {
+                return Err(Error::Usage(format!("evq: {option} goes with --join FILE")));
+            }
+        }
+        if args.match_timeouts && args.within.is_none() {
+            return Err(Error::Usage(
+                "evq: --match-timeouts needs --within DURATION: a timeout is a partial match that --within cut off".into(),
+            ));
+        }
+        return Ok(());
+    }
     if join && has_window(args) {
         return Err(Error::Usage(
             "evq: --join and --window/--agg cannot be in one run (they would share --key and --time); pipe the join's pairs into a second evq to aggregate them".into(),

@@ -12,6 +12,7 @@ pub mod extract;
 mod filter;
 pub mod join;
 mod map;
+pub mod pattern;
 pub mod window;
 
 pub use filter::FilterStage;
@@ -56,6 +57,8 @@ pub enum Kind {
     Aggregate,
     /// `--join FILE` with its `--key`, `--time`, `--within`, …: an interval join.
     Join,
+    /// `--match PATTERN` with its `--def`s, `--key`, `--time`, `--within`, …
+    Pattern,
 }
 
 impl Kind {
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Window => "window",
             Kind::Aggregate => "aggregate",
             Kind::Join => "join",
+            Kind::Pattern => "pattern",
         }
     }
 }

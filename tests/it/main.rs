@@ -30,6 +30,7 @@ mod keyed_state;
 mod lookup;
 mod man;
 mod modules;
+mod pattern;
 mod progress;
 mod projection;
 mod readme;
