@@ -297,7 +297,13 @@ fn direct_evaluation_and_threads_do_not_change_the_pairs() {
         "--stats=json",
         "left.ndjson",
     ];
-    let direct = run_in(dir.path(), &[&args[..], &["--threads", "2"]].concat());
+    let direct = common::evq()
+        .current_dir(dir.path())
+        .env_remove("EVQ_FULL_PARSE")
+        .args(args)
+        .args(["--threads", "2"])
+        .output()
+        .unwrap();
     assert_eq!(common::status(&direct), 0, "{}", common::stderr(&direct));
     let stats = common::stats_json(&direct);
     assert!(stats["events_direct"].as_u64().unwrap() > 0, "{stats}");

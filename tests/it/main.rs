@@ -31,6 +31,7 @@ mod lookup;
 mod man;
 mod modules;
 mod pattern;
+mod pattern_state;
 mod progress;
 mod projection;
 mod readme;
