@@ -205,7 +205,7 @@ fn window_options_alone(args: &Args) -> Result<(), Error> {
     ] {
         if given && !has_window(args) && !join {
             return Err(Error::Usage(format!(
-                "evq: {option} goes with --window, --agg or --join"
+                "evq: {option} goes with --window, --agg, --join or --match"
             )));
         }
     }
@@ -219,10 +219,14 @@ fn window_options_alone(args: &Args) -> Result<(), Error> {
             )));
         }
     }
+    if args.within.is_some() && !join {
+        return Err(Error::Usage(
+            "evq: --within goes with --join FILE or --match PATTERN".into(),
+        ));
+    }
     for (given, option) in [
         (!args.join_keys.is_empty(), "--join-key"),
         (args.join_time.is_some(), "--join-time"),
-        (args.within.is_some(), "--within"),
         (args.join_type.is_some(), "--join-type"),
     ] {
         if given && !join {

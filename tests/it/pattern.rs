@@ -132,6 +132,13 @@ fn generated_against_reference_more() {
     against_reference(2, 150, 50);
 }
 
+/// With the two above, 250 generated patterns (nested groups, alternation,
+/// every quantifier), each with and without `--within`.
+#[test]
+fn generated_against_reference_many_patterns() {
+    against_reference(3, 100, 150);
+}
+
 fn login_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--def",
