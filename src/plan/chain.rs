@@ -714,7 +714,27 @@ impl Chain {
                 StageKind::Filter => stages.push((false, stage.expr.as_str())),
                 StageKind::Map => stages.push((true, stage.expr.as_str())),
                 // Classes are evaluated through jaq on the workers.
-                StageKind::Pattern => return None,
+                StageKind::Pattern => {
+                    if stages.iter().any(|(is_map, _)| *is_map) {
+                        return None;
+                    }
+                    let pattern = self.pattern.as_ref()?;
+                    let filters: Vec<&str> = stages.iter().map(|(_, e)| *e).collect();
+                    let keys: Vec<&str> = pattern.keys.iter().map(String::as_str).collect();
+                    // Each class's value (truthy: in the class), then the event whole.
+                    let mut values: Vec<(Option<&str>, bool)> = (pattern.defs.iter())
+                        .map(|(_, e)| (Some(e.as_str()), false))
+                        .collect();
+                    values.push((Some("."), false));
+                    return crate::jq::direct::compile_keyed(
+                        &filters,
+                        &keys,
+                        pattern.time.as_deref(),
+                        pattern.time.is_none(),
+                        &values,
+                        &vars,
+                    );
+                }
                 StageKind::Join => {
                     if stages.iter().any(|(is_map, _)| *is_map) {
                         return None;

@@ -405,8 +405,9 @@ impl StatefulStage for PatternStage {
         &self.expr
     }
 
-    /// The key, the time, the classes as a bit mask (value 0) and, for an
-    /// event of some class, its JSON text (value 1).
+    /// The key, the time, the classes (value i: `true` for each class i the
+    /// event is in) and, for an
+    /// event of some class, its JSON text (value n, after the classes).
     fn extract(
         &self,
         event: &Val,
@@ -444,12 +445,17 @@ impl StatefulStage for PatternStage {
             }
             None => time::now(),
         };
+        // As direct evaluation hands them over: each class the event is
+        // in as value i (`true`), then the event's text as value n.
         let mark = into.start();
         into.write_key(&key);
         let key_end = into.key_buffer().len();
-        into.push_int(0, mask as i64);
+        let n = self.config.classes.len();
+        for i in (0..n).filter(|i| mask & (1 << i) != 0) {
+            into.push_json(i, |out| out.extend_from_slice(b"true"));
+        }
         if mask != 0 {
-            into.push_json(1, |out| crate::json::write_compact(out, event));
+            into.push_json(n, |out| crate::json::write_compact(out, event));
         }
         into.finish(mark, key_end, line, index, t);
         Ok(())
@@ -470,12 +476,16 @@ impl StatefulStage for PatternStage {
         timers: &mut Timers,
         _out: &mut Emitted,
     ) -> Result<(), Rejected> {
-        let mut mask = 0;
+        // Value i < n: class i's value (truthy: in the class); value n: the
+        // event's text.
+        let n = self.config.classes.len();
+        let mut mask = 0u64;
         let mut text: &[u8] = b"null";
         for (i, v) in event.values() {
-            match (i, v) {
-                (0, Input::Int(m)) => mask = m as u64,
-                (1, Input::Json(t)) => text = t,
+            match v {
+                Input::Json(t) if i == n => text = t,
+                Input::Json(t) if i < n && t != b"false" && t != b"null" => mask |= 1 << i,
+                Input::Int(_) | Input::Float(_) if i < n => mask |= 1 << i,
                 _ => {}
             }
         }
