@@ -717,7 +717,7 @@ fn seed_setup(seed: u64) -> (Vec<&'static str>, Vec<&'static str>) {
     (gen_args, join)
 }
 
-const SEEDS: u64 = 6;
+const SEEDS: u64 = 5;
 const BOUNDS: [&str; 4] = ["0s..10m", "-5m..-1m", "-2m..3m", "1m"];
 
 /// Every seed and bound with `join_type`, evq with 1 and 2 threads.
