@@ -325,20 +325,6 @@ fn write_pair(left: Option<&[u8]>, right: Option<&[u8]>, out: &mut Emitted) {
     }
 }
 
-/// The one value `program` yields for `event`.
-fn single(program: &Program, event: &Val) -> Result<Val, String> {
-    let mut values = Vec::new();
-    program.run(event.clone(), |v| {
-        values.push(v);
-        values.len() < 2
-    })?;
-    match values.len() {
-        1 => Ok(values.pop().expect("one value")),
-        0 => Err("yielded no value".into()),
-        _ => Err("yielded more than one value".into()),
-    }
-}
-
 impl StatefulStage for JoinStage {
     fn name(&self) -> &str {
         &self.name
@@ -366,20 +352,9 @@ impl StatefulStage for JoinStage {
         index: Option<u32>,
         into: &mut Extracts,
     ) -> Result<(), String> {
-        let programs = &self.config.keys[side];
-        let mut keys = Vec::with_capacity(programs.len());
-        for (i, program) in programs.iter().enumerate() {
-            let key = single(program, event)
-                .map_err(|e| format!("{} #{}: {e}", JoinStage::side_name(side), i + 1))?;
-            keys.push(key);
-        }
-        let key = match keys.len() {
-            1 => keys.pop().expect("one key"),
-            _ => Val::Arr(keys.into()),
-        };
+        let key = super::key_of(&self.config.keys[side], JoinStage::side_name(side), event)?;
         let option = if side == 0 { "--time" } else { "--join-time" };
-        let t = single(&self.config.time[side], event).map_err(|e| format!("{option}: {e}"))?;
-        let t = time::event_time(&t).map_err(|e| format!("{option}: {e}"))?;
+        let t = super::time_of(&self.config.time[side], option, event)?;
         let mark = into.start();
         into.write_key(&key);
         let key_end = into.key_buffer().len();

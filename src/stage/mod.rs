@@ -283,3 +283,46 @@ impl From<Box<dyn StatefulStage>> for Step {
 pub fn stateful_at(chain: &[Step]) -> Option<usize> {
     chain.iter().position(|step| step.stateful().is_some())
 }
+
+/// The one value `program` yields for `event`: no value or several is an
+/// error (a key or a time must be one value).
+pub(crate) fn single(program: &crate::jq::Program, event: &Val) -> Result<Val, String> {
+    let mut values = Vec::new();
+    program.run(event.clone(), |v| {
+        values.push(v);
+        values.len() < 2
+    })?;
+    match values.len() {
+        1 => Ok(values.pop().expect("one value")),
+        0 => Err("yielded no value".into()),
+        _ => Err("yielded more than one value".into()),
+    }
+}
+
+/// A stateful stage's key for `event`: the value of each of `programs`
+/// (errors name them as `OPTION #N`); none is `null`, several an array.
+pub(crate) fn key_of(
+    programs: &[crate::jq::Program],
+    option: &str,
+    event: &Val,
+) -> Result<Val, String> {
+    let mut keys = Vec::with_capacity(programs.len());
+    for (i, program) in programs.iter().enumerate() {
+        keys.push(single(program, event).map_err(|e| format!("{option} #{}: {e}", i + 1))?);
+    }
+    Ok(match keys.len() {
+        0 => Val::Null,
+        1 => keys.pop().expect("one key"),
+        _ => Val::Arr(keys.into()),
+    })
+}
+
+/// An event's time from `program` (errors name `option`), in milliseconds.
+pub(crate) fn time_of(
+    program: &crate::jq::Program,
+    option: &str,
+    event: &Val,
+) -> Result<i64, String> {
+    let v = single(program, event).map_err(|e| format!("{option}: {e}"))?;
+    window::time::event_time(&v).map_err(|e| format!("{option}: {e}"))
+}

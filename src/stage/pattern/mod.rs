@@ -107,20 +107,6 @@ pub struct PatternStage {
     counters: Counters,
 }
 
-/// The one value `program` yields for `event`.
-fn single(program: &Program, event: &Val) -> Result<Val, String> {
-    let mut values = Vec::new();
-    program.run(event.clone(), |v| {
-        values.push(v);
-        values.len() < 2
-    })?;
-    match values.len() {
-        1 => Ok(values.pop().expect("one value")),
-        0 => Err("yielded no value".into()),
-        _ => Err("yielded more than one value".into()),
-    }
-}
-
 impl PatternStage {
     pub fn new(name: String, expr: String, config: PatternConfig) -> PatternStage {
         PatternStage {
@@ -429,20 +415,9 @@ impl StatefulStage for PatternStage {
                 mask |= 1 << i;
             }
         }
-        let mut keys = Vec::with_capacity(self.config.keys.len());
-        for (i, program) in self.config.keys.iter().enumerate() {
-            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
-        }
-        let key = match keys.len() {
-            0 => Val::Null,
-            1 => keys.pop().expect("one key"),
-            _ => Val::Arr(keys.into()),
-        };
+        let key = super::key_of(&self.config.keys, "--key", event)?;
         let t = match &self.config.time {
-            Some(program) => {
-                let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
-                time::event_time(&v).map_err(|e| format!("--time: {e}"))?
-            }
+            Some(program) => super::time_of(program, "--time", event)?,
             None => time::now(),
         };
         // As direct evaluation hands them over: each class the event is

@@ -117,15 +117,7 @@ impl WindowStage {
 
     /// The `--key` values: one, or an array of them; null without `--key`.
     fn key(&self, event: &Val) -> Result<Val, String> {
-        let mut keys = Vec::with_capacity(self.config.keys.len());
-        for (i, program) in self.config.keys.iter().enumerate() {
-            keys.push(single(program, event).map_err(|e| format!("--key #{}: {e}", i + 1))?);
-        }
-        Ok(match keys.len() {
-            0 => Val::Null,
-            1 => keys.pop().expect("one key"),
-            _ => Val::Arr(keys.into()),
-        })
+        super::key_of(&self.config.keys, "--key", event)
     }
 
     /// Tumbling and sliding: (size, slide, pane).
@@ -550,10 +542,7 @@ impl StatefulStage for WindowStage {
     ) -> Result<(), String> {
         let key = self.key(event)?;
         let time = match &self.config.time {
-            Some(program) => {
-                let v = single(program, event).map_err(|e| format!("--time: {e}"))?;
-                time::event_time(&v).map_err(|e| format!("--time: {e}"))?
-            }
+            Some(program) => super::time_of(program, "--time", event)?,
             // Arrival time, for windows; a group-by needs none (first and
             // last go by arrival order).
             None if self.config.spec.is_some() => time::now(),
@@ -835,20 +824,6 @@ fn collect_note(agg: &str, limit: usize, results: u64, windowed: bool) -> String
     format!(
         "--agg '{agg}': kept the first {limit} values and dropped the rest in {results} {what}; raise the limit with collect(EXPR; LIMIT)"
     )
-}
-
-/// The one value `program` yields for `event`.
-fn single(program: &Program, event: &Val) -> Result<Val, String> {
-    let mut values = Vec::new();
-    program.run(event.clone(), |v| {
-        values.push(v);
-        values.len() < 2
-    })?;
-    match values.len() {
-        1 => Ok(values.pop().expect("one value")),
-        0 => Err("yielded no value".into()),
-        _ => Err("yielded more than one value".into()),
-    }
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
