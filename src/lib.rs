@@ -52,6 +52,8 @@ extern crate alloc;
 mod cli;
 mod jq;
 #[doc(hidden)]
+pub mod kafka;
+#[doc(hidden)]
 pub mod json;
 mod plan;
 mod report;

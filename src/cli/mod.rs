@@ -45,6 +45,15 @@ pub enum InputFormat {
     Json,
 }
 
+/// Where a kafka:// input starts in a partition with no committed offset (`--kafka-start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KafkaStart {
+    /// At the oldest message the broker keeps.
+    Earliest,
+    /// After the last message: only what is produced from now on.
+    Latest,
+}
+
 /// What a variable binding on the command line binds its name to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VarKind {
@@ -100,7 +109,7 @@ pub enum Generate {
     args_override_self = true
 )]
 pub struct Args {
-    /// Input files, read in order; '-' or none reads standard input.
+    /// Input files, read in order; '-' or none reads standard input; kafka://BROKERS/TOPIC[,TOPIC…] reads Kafka topics in a consumer group (see --group).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
@@ -250,7 +259,23 @@ pub struct Args {
     )]
     pub checkpoint_every: Parsed<Duration>,
 
-    /// Write events to FILE instead of standard output (created or truncated; refused when FILE is also an input).
+    /// Consumer group of the kafka:// inputs: processes with the same group share the topics' partitions, each read by one of them. Offsets are committed to the group only once the events before them are written (at --checkpoint-every, at exit, and before a rebalance takes a partition away).
+    #[arg(long, value_name = "NAME", default_value = "evq", help_heading = "Kafka")]
+    pub group: String,
+
+    /// Where a kafka:// input starts reading a partition for which the group has no committed offset.
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = KafkaStart::Earliest, help_heading = "Kafka")]
+    pub kafka_start: KafkaStart,
+
+    /// The key of each message written to a kafka:// output: EXPR on the output event (a string is used as it is, another value as its JSON text, null or no value: no key). Default: no key.
+    #[arg(long, value_name = "EXPR", allow_hyphen_values = true, help_heading = "Kafka")]
+    pub kafka_key: Option<String>,
+
+    /// Set a librdkafka property (as kcat -X) on every Kafka client, e.g. -X security.protocol=SASL_SSL. evq waits for a broker at most 10 s at start and for delivery reports at most 10 s at a flush (set socket.timeout.ms and message.timeout.ms to change it); then it exits 4 naming the broker and topic.
+    #[arg(short = 'X', value_name = "KEY=VALUE", action = ArgAction::Append, value_parser = Parsed::parser(crate::kafka::property), help_heading = "Kafka")]
+    pub kafka_properties: Vec<Parsed<(String, String)>>,
+
+    /// Write events to FILE instead of standard output (created or truncated; refused when FILE is also an input); kafka://BROKERS/TOPIC writes each event as one message (see --kafka-key).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
@@ -306,7 +331,7 @@ pub struct Args {
     #[arg(long, value_name = "MODE", value_enum, default_value_t = OnError::Skip, help_heading = "Accounting")]
     pub on_error: OnError,
 
-    /// Append each failed event to FILE as a JSON line {source, line, stage, error, raw}.
+    /// Append each failed event to FILE as a JSON line {source, line, stage, error, raw} (kafka://BROKERS/TOPIC: one message each).
     #[arg(long, value_name = "FILE", help_heading = "Accounting")]
     pub dead_letter: Option<PathBuf>,
 
