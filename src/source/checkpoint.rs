@@ -84,7 +84,8 @@ impl From<Entry> for Record {
                 offset,
                 line,
             } => (dev, ino, offset, line),
-            Position::Start => (0, 0, 0, 0),
+            // Kafka offsets go to the consumer group, not into the file.
+            Position::Start | Position::Kafka { .. } => (0, 0, 0, 0),
         };
         Record {
             path: e.path,
