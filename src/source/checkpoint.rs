@@ -268,7 +268,7 @@ mod tests {
             .unwrap();
         let offset = |f: &File| match cp.start("b".into(), f).unwrap().at {
             Position::File { offset, .. } => offset,
-            Position::Start => panic!("a file's position"),
+            Position::Start | Position::Kafka { .. } => panic!("a file's position"),
         };
         assert_eq!(offset(&File::open(&b).unwrap()), 4);
         // Truncated below the offset: from the start.

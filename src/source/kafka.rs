@@ -16,6 +16,8 @@
 //!
 //! Line numbers: a message at offset N has line number N + 1 in a batch
 //! (0 means "no line" to the reports); `Source::line` gives N back.
+// Without the `kafka` feature only the types remain, for the plan to refuse.
+#![cfg_attr(not(feature = "kafka"), allow(dead_code, unused_imports))]
 
 use super::batch::{Batch, Line, Message, Pool};
 use super::position::Position;
