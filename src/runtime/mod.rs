@@ -27,6 +27,7 @@ use crate::runtime::worker::{Processed, Worker};
 use crate::sink::{DeadLetter, Sink};
 use crate::source::{self, Message};
 use crate::stage::Step;
+use crate::source::Position;
 use state::Owner;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -66,6 +67,9 @@ enum Outcome {
     },
     Ended {
         side: usize,
+    },
+    Assigned {
+        sources: Vec<usize>,
     },
 }
 
@@ -151,10 +155,47 @@ struct Committing {
     /// Per source (partition): the offset after the last message written,
     /// not yet committed.
     reached: std::collections::BTreeMap<usize, i64>,
-    /// With a stateful stage: the offset after the last message whose
-    /// events the state has taken; committed once the state has emitted
-    /// everything (at the end of input).
-    applied: std::collections::BTreeMap<usize, i64>,
+    /// With a stateful stage, per source: the batches its state has taken
+    /// that are not yet safe to commit past.
+    applied: std::collections::BTreeMap<usize, std::collections::VecDeque<state::Completed>>,
+}
+
+impl Committing {
+    /// With a stateful stage: commits may go up to the first event that
+    /// something open still needs (the watermark has not passed what it
+    /// may count in), or past everything when the state is empty.
+    fn settle(&mut self, owner: &Owner) {
+        let empty = owner.empty();
+        let watermark = owner.watermark().unwrap_or(i64::MIN);
+        for (source, queue) in &mut self.applied {
+            while let Some(front) = queue.front() {
+                let Position::Kafka { offset } = front.end else {
+                    queue.pop_front();
+                    continue;
+                };
+                if empty || front.until < watermark {
+                    self.reached.insert(*source, offset);
+                    queue.pop_front();
+                    continue;
+                }
+                // Inside the batch: up to its first event still needed
+                // (line numbers are offsets + 1).
+                if let Some(&(line, _)) = front.steps.iter().find(|(_, until)| *until >= watermark) {
+                    let first_needed = line as i64 - 1;
+                    let before = self.reached.get(source).copied().unwrap_or(i64::MIN);
+                    if first_needed > before {
+                        self.reached.insert(*source, first_needed);
+                    }
+                }
+                break;
+            }
+        }
+    }
+
+    /// The offsets to commit: (source, offset of the next message).
+    fn offsets(&self) -> Vec<(usize, i64)> {
+        self.reached.iter().map(|(&s, &o)| (s, o)).collect()
+    }
 }
 
 /// `--stats-every`: when to print next, and the counts at the last report.
@@ -295,6 +336,7 @@ fn work(
             Message::Failed { source, error } => Outcome::Failed { source, error },
             Message::Opened { source, entry } => Outcome::Opened { source, entry },
             Message::Ended { side } => Outcome::Ended { side },
+            Message::Assigned { sources } => Outcome::Assigned { sources },
         };
         if results.send(outcome).is_err() {
             return;
@@ -426,6 +468,10 @@ impl Collector {
             let lines = plan.formatter.plain();
             let worker = Worker::new(steps, plan.formatter.clone(), abort, None, None, pool);
             let owner = Owner::new(worker, lines, Arc::clone(&read_pool))?;
+            let owner = match plan.sources.first().and_then(|s| s.kafka_input()) {
+                Some(_) => owner.with_partitions(),
+                None => owner,
+            };
             Some(match (plan.join_source, gate) {
                 (Some(source), Some(gate)) => owner.with_right(source, gate),
                 _ => owner,
@@ -524,6 +570,12 @@ impl Collector {
                     taken += 1;
                     self.input_failed(source, error)
                 }
+                Outcome::Assigned { sources } => {
+                    taken += 1;
+                    if let Some(owner) = &mut self.owner {
+                        owner.assigned(&sources);
+                    }
+                }
                 Outcome::Opened { source, entry } => {
                     taken += 1;
                     if let Some(saving) = &mut self.saving {
@@ -562,9 +614,8 @@ impl Collector {
                 self.processed(p, pool)?;
                 self.record_applied();
                 // Everything the state held is emitted: all it took may be committed.
-                if let Some(c) = &mut self.committing {
-                    let applied = std::mem::take(&mut c.applied);
-                    c.reached.extend(applied);
+                if let (Some(c), Some(owner)) = (&mut self.committing, &self.owner) {
+                    c.settle(owner);
                 }
                 Ok(())
             }
@@ -577,9 +628,11 @@ impl Collector {
     /// for the other side's).
     fn record_applied(&mut self) {
         let Some(owner) = &mut self.owner else { return };
-        for (source, end) in owner.completed() {
-            if let (Some(c), crate::source::Position::Kafka { offset }) = (&mut self.committing, end) {
-                c.applied.insert(source, offset);
+        for done in owner.completed() {
+            let (source, end) = (done.source, done.end);
+            if let (Some(c), Position::Kafka { .. }) = (&mut self.committing, end) {
+                c.applied.entry(source).or_default().push_back(done);
+                continue;
             }
             if let Some(saving) = &mut self.saving
                 && let Some(entry) = saving.entries[source].of(&end)
@@ -672,14 +725,19 @@ impl Collector {
             if all_taken {
                 self.sync_outputs()?;
                 let c = self.committing.as_mut().expect("committing");
+                if let Some(owner) = &self.owner {
+                    c.settle(owner);
+                }
+                let offsets = c.offsets();
                 // The partitions go: nothing of them is committed by this run again.
-                let offsets = std::mem::take(&mut c.reached).into_iter().collect();
+                c.reached.clear();
+                c.applied.clear();
                 c.committer.hand_back(offsets);
                 c.last = Instant::now();
             }
             return Ok(());
         }
-        if !c.reached.is_empty() && c.last.elapsed() >= c.every {
+        if c.last.elapsed() >= c.every {
             self.commit()?;
         }
         Ok(())
@@ -688,12 +746,19 @@ impl Collector {
     /// Syncs the output and the dead letter, then commits the offsets
     /// reached (at-least-once: a crash before the commit reads them again).
     fn commit(&mut self) -> Result<(), Stop> {
-        if self.committing.as_ref().is_none_or(|c| c.reached.is_empty()) {
+        let Some(c) = &mut self.committing else {
+            return Ok(());
+        };
+        if let Some(owner) = &self.owner {
+            c.settle(owner);
+        }
+        if c.reached.is_empty() {
+            c.last = Instant::now();
             return Ok(());
         }
         self.sync_outputs()?;
         let c = self.committing.as_mut().expect("committing");
-        let offsets: Vec<(usize, i64)> = c.reached.iter().map(|(s, o)| (*s, *o)).collect();
+        let offsets = c.offsets();
         c.committer.commit(&offsets).map_err(|e| {
             Stop::Io(format!("evq: cannot commit offsets of {} to group: {e}", c.name))
         })?;

@@ -73,8 +73,16 @@ impl Gate {
 /// whose extractions wait to be merged with the other side's.
 #[derive(Default)]
 struct Side {
-    /// Greatest event time applied.
+    /// Greatest event time applied (with `partitions`: the smallest of
+    /// the partitions' greatest).
     max_time: Option<i64>,
+    /// A Kafka input: the greatest event time of each partition whose time
+    /// counts (assigned to this run, not at its end; `None` before its
+    /// first event). Partitions are read side by side, each at its own
+    /// pace, so the side's time is the smallest of theirs, and there is
+    /// none until each has had an event (as Flink does per partition): an
+    /// event is late only against its own partition's pace.
+    partitions: Option<std::collections::HashMap<usize, Option<i64>>>,
     /// The reader has dealt its last batch.
     ended: bool,
     queue: VecDeque<Pending>,
@@ -86,14 +94,44 @@ struct Pending {
     batch: Batch,
     next: usize,
     end: Position,
+    /// The greatest watermark until which an event applied from it may
+    /// still count in what the stage emits (`StatefulStage::holds_until`),
+    /// and where that greatest grew: (line number, greatest from the
+    /// batch's start to that line). A Kafka commit goes up to the first
+    /// event still needed, which may be inside the batch.
+    until: i64,
+    steps: Vec<(u64, i64)>,
 }
 
 impl Side {
+    /// An event of `source` at `time` was applied.
+    fn advance(&mut self, source: usize, time: i64) {
+        match &mut self.partitions {
+            None => self.max_time = Some(self.max_time.map_or(time, |m| m.max(time))),
+            Some(partitions) => {
+                if let Some(t) = partitions.get_mut(&source) {
+                    *t = Some(t.map_or(time, |t| t.max(time)));
+                    self.max_time = slowest(partitions);
+                }
+            }
+        }
+    }
+
     /// The time of the next event to apply, if it is here.
     fn front(&self) -> Option<i64> {
         let p = self.queue.front()?;
         (p.next < p.extracts.len()).then(|| p.extracts.get(p.next).time)
     }
+}
+
+/// The smallest of the partitions' times; none while one has none.
+fn slowest(partitions: &std::collections::HashMap<usize, Option<i64>>) -> Option<i64> {
+    let mut slowest: Option<i64> = None;
+    for t in partitions.values() {
+        let t = (*t)?;
+        slowest = Some(slowest.map_or(t, |s| s.min(t)));
+    }
+    slowest
 }
 
 /// The owner of a chain's state: the chain (compiled on this thread), where
@@ -111,9 +149,20 @@ pub struct Owner {
     right: Option<usize>,
     gate: Option<Arc<Gate>>,
     pool: Arc<Pool>,
-    /// Batches all of whose events are applied: (source, position after
-    /// it), in order, for the checkpoint to record.
-    completed: Vec<(usize, Position)>,
+    /// Batches all of whose events are applied, in order, for the
+    /// checkpoint and for Kafka commits.
+    completed: Vec<Completed>,
+}
+
+/// A batch all of whose events are applied.
+pub struct Completed {
+    pub source: usize,
+    /// Where its source stands after it.
+    pub end: Position,
+    /// Until which watermark its events may count in what the stage
+    /// emits, and where that grew inside it (see `Pending::steps`).
+    pub until: i64,
+    pub steps: Vec<(u64, i64)>,
 }
 
 impl Owner {
@@ -169,7 +218,7 @@ impl Owner {
     /// The smallest of the sides' watermarks (greatest time applied minus
     /// `--lateness`; +infinity for a side whose events are all applied);
     /// `None` while some side has none.
-    fn watermark(&self) -> Option<i64> {
+    pub fn watermark(&self) -> Option<i64> {
         let mut watermark = i64::MAX;
         for side in &self.sides {
             if side.ended && side.queue.is_empty() {
@@ -196,6 +245,8 @@ impl Owner {
             batch,
             next: 0,
             end: p.end,
+            until: i64::MIN,
+            steps: Vec::new(),
         });
         self.drain(p);
     }
@@ -213,9 +264,36 @@ impl Owner {
         p
     }
 
-    /// Positions of the batches applied whole since the last call.
-    pub fn completed(&mut self) -> std::vec::Drain<'_, (usize, Position)> {
+    /// Positions of the batches applied whole since the last call, each
+    /// with the watermark until which its events may count.
+    pub fn completed(&mut self) -> std::vec::Drain<'_, Completed> {
         self.completed.drain(..)
+    }
+
+    /// Whether the stage holds nothing now (every event applied is spent).
+    pub fn empty(&self) -> bool {
+        self.counters().get("keys") == 0 && self.sides.iter().all(|s| s.queue.is_empty())
+    }
+
+    /// The main side's sources are a Kafka input's partitions, each with
+    /// its own event time.
+    pub fn with_partitions(mut self) -> Owner {
+        self.sides[0].partitions = Some(Default::default());
+        self
+    }
+
+    /// The Kafka partitions whose time counts now: `sources` (assigned to
+    /// this run and not at their end).
+    pub fn assigned(&mut self, sources: &[usize]) {
+        let side = &mut self.sides[0];
+        let Some(partitions) = &mut side.partitions else {
+            return;
+        };
+        partitions.retain(|s, _| sources.contains(s));
+        for &source in sources {
+            partitions.entry(source).or_insert(None);
+        }
+        side.max_time = slowest(partitions);
     }
 
     /// Applies every event that can be, in order (see `apply`).
@@ -260,7 +338,12 @@ impl Owner {
                 && front.next >= front.extracts.len()
             {
                 let done = s.queue.pop_front().expect("a front");
-                self.completed.push((done.batch.source, done.end));
+                self.completed.push(Completed {
+                    source: done.batch.source,
+                    end: done.end,
+                    until: done.until,
+                    steps: done.steps,
+                });
                 self.pool.give(done.batch.data);
                 if let Some(gate) = &self.gate {
                     gate.done(side);
@@ -282,6 +365,13 @@ impl Owner {
         let (line, time) = (event.line, event.time);
         let result = stage.apply(&event, watermark, &mut self.timers, &mut out);
         let applied = result.is_ok();
+        if applied {
+            let until = stage.holds_until(side, time).unwrap_or(i64::MAX);
+            if until > pending.until {
+                pending.until = until;
+                pending.steps.push((line, until));
+            }
+        }
         let counters = &mut p.stages[at];
         counters.events_in += 1;
         let (error, late_event) = match result {
@@ -310,8 +400,8 @@ impl Owner {
         }
         pending.next += 1;
         if applied {
-            let max = &mut self.sides[side].max_time;
-            *max = Some(max.map_or(time, |m| m.max(time)));
+            let source = self.sides[side].queue.front().map_or(0, |p| p.batch.source);
+            self.sides[side].advance(source, time);
         }
         self.fire_due(&mut out);
         self.emit(&mut out, line, p);

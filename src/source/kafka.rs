@@ -178,6 +178,8 @@ mod imp {
         joined: Vec<bool>,
         /// An error of a consumer that ends the input (unknown topic, …).
         failed: Option<String>,
+        /// The assignment changed since the reader last said so.
+        reassigned: bool,
     }
 
     /// A consumer's callbacks: rebalances.
@@ -216,6 +218,7 @@ mod imp {
             };
             let mut state = self.shared.state.lock().expect("kafka state");
             state.revocations += 1;
+            state.reassigned = true;
             if state.closing || list.count() == 0 {
                 state.assigned[self.topic].clear();
                 return;
@@ -242,6 +245,7 @@ mod imp {
         fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
             if let Rebalance::Assign(list) = rebalance {
                 let mut state = self.shared.state.lock().expect("kafka state");
+                state.reassigned = true;
                 let assigned = &mut state.assigned[self.topic];
                 assigned.clear();
                 assigned.extend(list.elements().iter().map(|e| e.partition()));
@@ -364,6 +368,14 @@ mod imp {
             })
         }
 
+        /// The sources of the partitions in `assigned` (per topic).
+        fn assigned_sources(&self, assigned: &[HashSet<i32>]) -> Vec<usize> {
+            (self.shared.layout.iter().enumerate())
+                .filter(|(_, (t, p))| assigned[*t].contains(p))
+                .map(|(i, _)| self.first + i)
+                .collect()
+        }
+
         /// What the executor commits through.
         pub fn committer(&self) -> Committer {
             Committer {
@@ -439,7 +451,7 @@ mod imp {
                     while taken < BATCH {
                         let polled = consumer.poll(if taken == 0 { wait } else { Duration::ZERO });
                         {
-                            let state = self.shared.state.lock().expect("kafka state");
+                            let mut state = self.shared.state.lock().expect("kafka state");
                             if state.revocations != revocations {
                                 // Partitions went: what was gathered is read again by their owner.
                                 revocations = state.revocations;
@@ -448,6 +460,14 @@ mod imp {
                             }
                             if let Some(failed) = &state.failed {
                                 return Err(failed.clone());
+                            }
+                            if state.reassigned {
+                                state.reassigned = false;
+                                let sources = self.assigned_sources(&state.assigned);
+                                drop(state);
+                                if !deliver(Message::Assigned { sources }) {
+                                    return Ok(());
+                                }
                             }
                         }
                         match polled {
@@ -468,7 +488,27 @@ mod imp {
                                 }
                             }
                             Some(Err(KafkaError::PartitionEOF(p))) => {
-                                ended[topic].insert(p);
+                                // At its end, a partition no longer holds event time back.
+                                if ended[topic].insert(p) {
+                                    // Its last events first.
+                                    for (i, g) in gathering.iter_mut().enumerate() {
+                                        if let Some(batch) = g.batch(self.first + i, pool)
+                                            && !deliver(Message::Batch(batch))
+                                        {
+                                            return Ok(());
+                                        }
+                                    }
+                                    let state = self.shared.state.lock().expect("kafka state");
+                                    let mut sources = self.assigned_sources(&state.assigned);
+                                    drop(state);
+                                    sources.retain(|&s| {
+                                        let (t, p) = self.shared.layout[s - self.first];
+                                        !ended[t].contains(&p)
+                                    });
+                                    if !deliver(Message::Assigned { sources }) {
+                                        return Ok(());
+                                    }
+                                }
                                 break;
                             }
                             Some(Err(e)) => {

@@ -371,6 +371,15 @@ impl StatefulStage for JoinStage {
         self.config.lateness
     }
 
+    /// The event's release: its time plus the bound.
+    fn holds_until(&self, side: usize, time: i64) -> Option<i64> {
+        Some(if side == 0 {
+            time.saturating_add(self.config.upper)
+        } else {
+            time.saturating_sub(self.config.lower)
+        })
+    }
+
     fn apply(
         &mut self,
         event: &Extract,

@@ -134,6 +134,17 @@ pub trait StatefulStage {
     /// How far behind the greatest event time the watermark stays.
     fn lateness(&self) -> i64;
 
+    /// Until which watermark an event of `side` at `time`, once applied,
+    /// may still count in what the stage emits (its last window's end, its
+    /// join bound, its `--within`): after that, reading it again could
+    /// change nothing still open. `None`: no bound (it may count until the
+    /// end of input). A Kafka input commits offsets only past events that
+    /// nothing open needs.
+    fn holds_until(&self, side: usize, time: i64) -> Option<i64> {
+        let _ = (side, time);
+        None
+    }
+
     /// Owner side: takes one event into the state, pushing to `out`
     /// whatever that completes. `watermark` is the runtime's before this
     /// event (`None` before any). A rejection leaves the state as it was.

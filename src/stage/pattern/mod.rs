@@ -444,6 +444,12 @@ impl StatefulStage for PatternStage {
         self.config.lateness
     }
 
+    /// An attempt that holds the event started at most `--within` before
+    /// it; without `--within`, no bound.
+    fn holds_until(&self, _: usize, time: i64) -> Option<i64> {
+        Some(time.saturating_add(self.config.within?))
+    }
+
     fn apply(
         &mut self,
         event: &Extract,

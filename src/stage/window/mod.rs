@@ -594,6 +594,14 @@ impl StatefulStage for WindowStage {
         self.config.lateness
     }
 
+    /// The end of the last window holding `time`; sessions (which grow)
+    /// and group-by have no bound.
+    fn holds_until(&self, _: usize, time: i64) -> Option<i64> {
+        let (size, slide, _) = self.grid()?;
+        let last_start = time.div_euclid(slide).saturating_mul(slide);
+        Some(last_start.saturating_add(size))
+    }
+
     fn apply(
         &mut self,
         event: &Extract,
