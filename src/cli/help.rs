@@ -48,7 +48,7 @@ const EXIT_STATUSES: &[(&str, &str)] = &[
     ),
     (
         "4",
-        "I/O error: an input could not be read, or the output could not be written",
+        "I/O error: an input could not be read, or the output could not be written (Kafka too)",
     ),
     (
         "130",

@@ -221,7 +221,7 @@ pub struct Args {
     )]
     pub input_format: InputFormat,
 
-    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, the old one still read for --rotate-wait; truncated ones are read again from the start), until SIGINT or SIGTERM.
+    /// Keep reading each FILE as it grows, like tail -F (rotated files are followed to the new file, the old one still read for --rotate-wait; truncated ones are read again from the start), until SIGINT or SIGTERM. A kafka:// input keeps consuming (without -F it stops at the end of its partitions).
     #[arg(short = 'F', long, help_heading = "Input")]
     pub follow: bool,
 
@@ -249,7 +249,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub checkpoint: Option<PathBuf>,
 
-    /// How often --checkpoint is written while running (it is also written at exit); a large window state is written at most about a third of the time.
+    /// How often --checkpoint is written while running (it is also written at exit); a large window state is written at most about a third of the time. Also how often a kafka:// input's offsets are committed.
     #[arg(
         long,
         value_name = "DURATION",

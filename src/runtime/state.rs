@@ -111,7 +111,7 @@ impl Side {
             Some(partitions) => {
                 if let Some(t) = partitions.get_mut(&source) {
                     *t = Some(t.map_or(time, |t| t.max(time)));
-                    self.max_time = slowest(partitions);
+                    self.max_time = onwards(self.max_time, slowest(partitions));
                 }
             }
         }
@@ -121,6 +121,17 @@ impl Side {
     fn front(&self) -> Option<i64> {
         let p = self.queue.front()?;
         (p.next < p.extracts.len()).then(|| p.extracts.get(p.next).time)
+    }
+}
+
+/// The side's time never goes back: a partition that joins (a rebalance
+/// gave it, or it has new messages after it was caught up) does not undo
+/// what the others moved, and its events behind are late.
+fn onwards(before: Option<i64>, now: Option<i64>) -> Option<i64> {
+    match (before, now) {
+        (Some(b), Some(n)) => Some(b.max(n)),
+        (b, None) => b,
+        (None, n) => n,
     }
 }
 
@@ -293,7 +304,7 @@ impl Owner {
         for &source in sources {
             partitions.entry(source).or_insert(None);
         }
-        side.max_time = slowest(partitions);
+        side.max_time = onwards(side.max_time, slowest(partitions));
     }
 
     /// Applies every event that can be, in order (see `apply`).

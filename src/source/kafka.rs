@@ -376,6 +376,18 @@ mod imp {
                 .collect()
         }
 
+        /// The sources whose event time counts: assigned, not at their end.
+        fn counting(&self, ended: &[HashSet<i32>]) -> Vec<usize> {
+            let state = self.shared.state.lock().expect("kafka state");
+            let mut sources = self.assigned_sources(&state.assigned);
+            drop(state);
+            sources.retain(|&s| {
+                let (t, p) = self.shared.layout[s - self.first];
+                !ended[t].contains(&p)
+            });
+            sources
+        }
+
         /// What the executor commits through.
         pub fn committer(&self) -> Committer {
             Committer {
@@ -401,7 +413,10 @@ mod imp {
                     .set("group.id", &self.group)
                     .set("enable.auto.commit", "false")
                     .set("enable.auto.offset.store", "false")
-                    .set("enable.partition.eof", if follow { "false" } else { "true" })
+                    // The end of a partition: where a batch run stops, and
+                    // under -F where a caught-up partition stops holding
+                    // event time back until it has new messages.
+                    .set("enable.partition.eof", "true")
                     .set(
                         "auto.offset.reset",
                         match self.start {
@@ -478,7 +493,13 @@ mod imp {
                                 let Some(&i) = index.get(&key) else { continue };
                                 let value = message.payload().unwrap_or_default();
                                 taken += value.len() + 1;
-                                ended[topic].remove(&message.partition());
+                                if ended[topic].remove(&message.partition())
+                                    && !deliver(Message::Assigned {
+                                        sources: self.counting(&ended),
+                                    })
+                                {
+                                    return Ok(());
+                                }
                                 gathering[i].take(message.offset(), value, raw);
                                 if gathering[i].data.len() >= BATCH
                                     && let Some(batch) = gathering[i].batch(self.first + i, pool)
@@ -498,13 +519,7 @@ mod imp {
                                             return Ok(());
                                         }
                                     }
-                                    let state = self.shared.state.lock().expect("kafka state");
-                                    let mut sources = self.assigned_sources(&state.assigned);
-                                    drop(state);
-                                    sources.retain(|&s| {
-                                        let (t, p) = self.shared.layout[s - self.first];
-                                        !ended[t].contains(&p)
-                                    });
+                                    let sources = self.counting(&ended);
                                     if !deliver(Message::Assigned { sources }) {
                                         return Ok(());
                                     }
