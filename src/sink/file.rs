@@ -63,12 +63,14 @@ impl Sink for FileSink {
         self.out.flush()
     }
 
-    /// Flushes, and for a file waits until the data is on disk.
+    /// Flushes, and for a regular file waits until the data is on disk
+    /// (a device such as `/dev/null`, a FIFO or a socket has no disk to
+    /// wait for, and fsync refuses them).
     fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
         match self.out.get_ref() {
-            Target::File(file) => file.sync_data(),
-            Target::Stdout(_) => Ok(()),
+            Target::File(file) if file.metadata()?.is_file() => file.sync_data(),
+            Target::File(_) | Target::Stdout(_) => Ok(()),
         }
     }
 

@@ -20,11 +20,10 @@
 //! - `file`: opening a file at its checkpoint, FIFOs, decompression;
 //!   `follow`: `-F`, rotation and truncation;
 //! - `batch`: what is handed on (`Batch`, `Line`, `Message`, `Pool`);
-//!   `position`: where a source stands; `checkpoint`: the positions saved.
-//!
-//! A new kind of source (a Kafka topic, a second input to join) is one more
-//! `Origin` with a file of its own that reads it into batches, one arm in
-//! `read_all` and in `follow`, and its own `Position` variant.
+//!   `position`: where a source stands; `checkpoint`: the positions saved;
+//! - `kafka`: a `kafka://` input, each partition a source (`Origin::Kafka`,
+//!   `Position::Kafka`), read by its consumers all together (the executor's
+//!   reader calls it in place of `read_all`/`follow_all`).
 
 mod batch;
 pub mod checkpoint;
@@ -189,24 +188,11 @@ pub fn read_all(
             return;
         }
         let format = source.format;
-        if let Origin::Kafka(input, i) = &source.origin {
-            // One consumer reads all the input's partitions, at the first.
-            if *i == 0 {
-                let raw = format == Format::Raw;
-                if let Err(e) = input.read(raw, false, deliver, stop, pool) {
-                    let error = std::io::Error::other(e);
-                    if !deliver(Message::Failed { source: index, error }) {
-                        return;
-                    }
-                }
-            }
-            continue;
-        }
         let result = match &source.origin {
             Origin::Null => Ok(deliver(Message::Batch(null_batch(index)))),
             Origin::Stdin => file::read_stdin(index, format, deliver, stop, pool),
             Origin::File(path) => file::read(index, format, path, checkpoint, deliver, stop, pool),
-            Origin::Kafka(..) => unreachable!("read above"),
+            Origin::Kafka(..) => unreachable!("a Kafka input is read by its consumers"),
         };
         match result {
             Ok(true) => {}

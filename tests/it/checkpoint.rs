@@ -437,3 +437,18 @@ fn a_version_1_checkpoint_resumes_a_stateless_chain_only() {
     );
     assert_eq!(common::stdout(&window), "");
 }
+
+/// Output to a device (`-o /dev/null`) is flushed but not fsynced before a
+/// checkpoint: fsync refuses devices, and that is no write error.
+#[test]
+fn output_to_a_device_is_no_error_at_a_checkpoint() {
+    let dir = common::tempdir();
+    common::append(&dir.path().join("app.log"), "{\"n\":1}\n");
+    let out = run_in(
+        dir.path(),
+        &["--checkpoint", "cp.json", "-o", "/dev/null", "app.log"],
+    );
+    assert_eq!(common::stderr(&out), "");
+    assert_eq!(common::status(&out), 0);
+    assert!(dir.path().join("cp.json").exists());
+}
