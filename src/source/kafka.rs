@@ -178,6 +178,9 @@ mod imp {
         joined: Vec<bool>,
         /// An error of a consumer that ends the input (unknown topic, …).
         failed: Option<String>,
+        /// Since when every broker is down, and librdkafka's reason; cleared
+        /// by the next message.
+        down: Option<(std::time::Instant, String)>,
         /// The assignment changed since the reader last said so.
         reassigned: bool,
     }
@@ -207,6 +210,14 @@ mod imp {
             {
                 let mut state = self.shared.state.lock().expect("kafka state");
                 state.failed.get_or_insert(format!("{}: {reason}", self.name));
+            } else if matches!(
+                error.rdkafka_error_code(),
+                Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+            ) {
+                // librdkafka retries; the reader says so, and a batch run
+                // gives up after the wait (see `read`).
+                let mut state = self.shared.state.lock().expect("kafka state");
+                state.down.get_or_insert((std::time::Instant::now(), reason.to_string()));
             }
         }
     }
@@ -453,6 +464,8 @@ mod imp {
                 })
                 .collect();
             let mut ended: Vec<HashSet<i32>> = vec![HashSet::new(); consumers.len()];
+            let wait_down = crate::kafka::wait(&self.properties, "socket.timeout.ms");
+            let mut told_down = false;
             let mut revocations = 0;
             let wait = Duration::from_millis((100 / consumers.len().max(1)) as u64);
             loop {
@@ -476,6 +489,25 @@ mod imp {
                             if let Some(failed) = &state.failed {
                                 return Err(failed.clone());
                             }
+                            if let Some((since, reason)) = &state.down {
+                                if !follow && since.elapsed() >= wait_down {
+                                    return Err(format!(
+                                        "{}: lost the brokers {} for {} s ({reason})",
+                                        self.address.name(),
+                                        self.address.brokers,
+                                        wait_down.as_secs_f64()
+                                    ));
+                                }
+                                if !told_down {
+                                    told_down = true;
+                                    crate::report::progress::eprintln(&format!(
+                                        "evq: {}: brokers {} unreachable, retrying ({reason}){}",
+                                        self.address.name(),
+                                        self.address.brokers,
+                                        if follow { "" } else { "; giving up after the wait of -X socket.timeout.ms" }
+                                    ));
+                                }
+                            }
                             if state.reassigned {
                                 state.reassigned = false;
                                 let sources = self.assigned_sources(&state.assigned);
@@ -489,6 +521,17 @@ mod imp {
                             None => break,
                             Some(Ok(message)) => {
                                 idle = false;
+                                if told_down || !follow {
+                                    let mut state = self.shared.state.lock().expect("kafka state");
+                                    if state.down.take().is_some() && told_down {
+                                        told_down = false;
+                                        drop(state);
+                                        crate::report::progress::eprintln(&format!(
+                                            "evq: {}: brokers reachable again",
+                                            self.address.name()
+                                        ));
+                                    }
+                                }
                                 let key = (topic, message.partition());
                                 let Some(&i) = index.get(&key) else { continue };
                                 let value = message.payload().unwrap_or_default();
