@@ -449,7 +449,11 @@ fn open_kafka_outputs(
                 }
             };
             compile().map_err(|report| Error::Usage(report.trim_end().to_string()))?;
-            Some(KafkaKey::new(expr, compile))
+            Some(KafkaKey::new(
+                expr,
+                &vars::variables(chain.vars())?,
+                compile,
+            ))
         }
     };
     let [output, dead_letter] = addresses;

@@ -252,7 +252,7 @@ impl KafkaSink {
     /// Hands one message to the producer; when its queue is full, serves
     /// delivery reports until there is room (never drops one).
     fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        let key = match &self.key {
+        let key = match &mut self.key {
             None => None,
             Some(key) => {
                 self.key_bytes.clear();
@@ -365,6 +365,9 @@ impl Sink for KafkaSink {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
+        if let Some(key) = &mut self.key {
+            key.batch();
+        }
         let mut rest = bytes;
         while !rest.is_empty() {
             let (line, after) = match memchr::memchr(b'\n', rest) {
@@ -427,6 +430,9 @@ impl Drop for KafkaSink {
 /// jaq values stay on the thread that made them, so the sink holds how to
 /// compile the program and compiles it on the thread that writes, once.
 pub struct Key {
+    /// The expression by direct evaluation (`jq::direct`), when it can: no
+    /// jaq value is built; an event it is not sure about goes through jaq.
+    direct: Option<Direct>,
     compile: Box<dyn Fn() -> Result<Program, String> + Send>,
     /// The fields of the event the expression reads: only they are built
     /// (`None`: the whole event).
@@ -441,22 +447,48 @@ thread_local! {
 }
 
 impl Key {
-    /// A key made by `expr`, run as the program `compile` returns
-    /// (compiled once already by the caller, so that a bad expression is a
-    /// usage error at start).
-    pub fn new(expr: &str, compile: impl Fn() -> Result<Program, String> + Send + 'static) -> Key {
+    /// A key made by `expr` (with the variables `vars`), run as the program
+    /// `compile` returns (compiled once already by the caller, so that a bad
+    /// expression is a usage error at start).
+    pub fn new(
+        expr: &str,
+        vars: &[(String, Val)],
+        compile: impl Fn() -> Result<Program, String> + Send + 'static,
+    ) -> Key {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let direct = crate::jq::direct::compile(&[(true, expr)], vars)
+            .filter(|c| c.keyed.is_none() && c.stages.len() == 1)
+            .map(|chain| Direct {
+                chain,
+                slots: Vec::new(),
+                tables: Vec::new(),
+                out: Vec::new(),
+            });
         Key {
+            direct,
             compile: Box::new(compile),
             fields: crate::jq::fields::read_by(expr),
             id: NEXT.fetch_add(1, Ordering::Relaxed),
         }
     }
 
+    /// Before the lines of a write: the `--lookup` tables as they are now.
+    fn batch(&mut self) {
+        if let Some(direct) = &mut self.direct {
+            direct.tables = crate::jq::lookup::tables();
+        }
+    }
+
     /// Writes the key of the output line `line` into `key`: the first value
     /// the program yields on the event (the line as JSON; a line that is not,
     /// as with `-r`, as a string). `false`: no key (null, or no value).
-    fn of(&self, line: &[u8], key: &mut Vec<u8>) -> Result<bool, String> {
+    fn of(&mut self, line: &[u8], key: &mut Vec<u8>) -> Result<bool, String> {
+        if let Some(direct) = &mut self.direct
+            && let Some(has) = direct.key(line, key)
+        {
+            return Ok(has);
+        }
+        key.clear();
         let event = match &self.fields {
             Some(fields) => crate::json::project(line, fields),
             None => crate::json::parse(line),
@@ -487,6 +519,59 @@ impl Key {
                 })?;
             Ok(key_bytes(first.as_ref(), key))
         })
+    }
+}
+
+/// `--kafka-key` by direct evaluation, with its buffers.
+struct Direct {
+    chain: crate::jq::direct::Chain,
+    slots: Vec<Option<crate::json::Token>>,
+    /// The `--lookup` tables, as this batch of lines sees them.
+    tables: Vec<std::sync::Arc<crate::jq::lookup::Table>>,
+    /// The value, as jaq would write it.
+    out: Vec<u8>,
+}
+
+impl Direct {
+    /// The key of `line` as `key_bytes` makes it, into `key`; `None` when
+    /// direct evaluation is not sure (or the line is not JSON).
+    fn key(&mut self, line: &[u8], key: &mut Vec<u8>) -> Option<bool> {
+        let [crate::jq::direct::Stage::Map(e)] = self.chain.stages.as_slice() else {
+            return None;
+        };
+        self.slots.resize(self.chain.slots, None);
+        let located = crate::json::locate(
+            line,
+            &self.chain.locate,
+            &mut self.slots,
+            self.chain.check_keys,
+        )
+        .ok()?;
+        let line = crate::jq::direct::Line {
+            raw: line,
+            slots: &self.slots,
+            located,
+            tables: &self.tables,
+        };
+        self.out.clear();
+        line.write(e, false, &mut self.out).ok()?;
+        let value = self.out.strip_suffix(b"\n")?;
+        match value {
+            b"null" => Some(false),
+            [b'"', text @ .., b'"'] if !text.contains(&b'\\') => {
+                key.extend_from_slice(text);
+                Some(true)
+            }
+            [b'"', ..] => {
+                let text: String = serde_json::from_slice(value).ok()?;
+                key.extend_from_slice(text.as_bytes());
+                Some(true)
+            }
+            other => {
+                key.extend_from_slice(other);
+                Some(true)
+            }
+        }
     }
 }
 
@@ -580,35 +665,80 @@ mod tests {
         assert_eq!(key(Some(Val::Bool(false))), Some("false".into()));
     }
 
+    fn compiled(expr: &'static str) -> Key {
+        let compile =
+            move || Program::compile(expr, "--kafka-key", &crate::jq::Globals::new(Vec::new()));
+        compile().unwrap();
+        Key::new(expr, &[], compile)
+    }
+
+    fn key_of(k: &mut Key, line: &str) -> Result<Option<String>, String> {
+        let mut out = Vec::new();
+        let has = k.of(line.as_bytes(), &mut out)?;
+        Ok(has.then(|| String::from_utf8(out).unwrap()))
+    }
+
     #[test]
     fn key_expression_on_lines() {
-        let globals = crate::jq::Globals::new(Vec::new());
-        Program::compile(".user.id", "--kafka-key", &globals).unwrap();
-        let k = Key::new(".user.id", || {
-            Program::compile(
-                ".user.id",
-                "--kafka-key",
-                &crate::jq::Globals::new(Vec::new()),
-            )
-        });
-        let mut out = Vec::new();
-        assert!(k.of(br#"{"user":{"id":"u1"}}"#, &mut out).unwrap());
-        assert_eq!(out, b"u1");
-        out.clear();
-        assert!(k.of(br#"{"user":{"id":7}}"#, &mut out).unwrap());
-        assert_eq!(out, b"7");
-        out.clear();
-        assert!(!k.of(br#"{"user":{}}"#, &mut out).unwrap());
-        let e = k.of(br#"{"user":"u"}"#, &mut out).unwrap_err();
+        let mut k = compiled(".user.id");
+        assert!(k.direct.is_some());
+        let mut of = |line| key_of(&mut k, line);
+        assert_eq!(of(r#"{"user":{"id":"u1"}}"#), Ok(Some("u1".into())));
+        assert_eq!(of(r#"{"user":{"id":7}}"#), Ok(Some("7".into())));
+        assert_eq!(of(r#"{"user":{}}"#), Ok(None));
+        let e = of(r#"{"user":"u"}"#).unwrap_err();
         assert!(e.starts_with("--kafka-key: "), "{e}");
         assert!(e.contains(r#"(on the event {"user":"u"})"#), "{e}");
         // A line that is not JSON (-r) is a string.
-        let whole = Key::new(".", || {
-            Program::compile(".", "--kafka-key", &crate::jq::Globals::new(Vec::new()))
-        });
-        out.clear();
-        assert!(whole.of(b"plain text", &mut out).unwrap());
-        assert_eq!(out, b"plain text");
+        let mut whole = compiled(".");
+        assert_eq!(
+            key_of(&mut whole, "plain text"),
+            Ok(Some("plain text".into()))
+        );
+        assert_eq!(key_of(&mut whole, r#""text""#), Ok(Some("text".into())));
+        let mut none = compiled("empty");
+        assert_eq!(key_of(&mut none, "{}"), Ok(None));
+    }
+
+    /// Direct evaluation makes the key jaq makes, or leaves it to jaq.
+    #[test]
+    fn direct_keys_as_jaq() {
+        let lines = [
+            r#"{"a":"x","b":1,"c":{"d":[1,2]}}"#,
+            r#"{"a":"caf\u00e9 \"q\"","b":1.50,"c":null}"#,
+            r#"{"a":"\ud800","b":-0,"c":{"d":"e"}}"#,
+            r#"{"a":null,"b":true}"#,
+            r#"{"b":100000000000000000000000}"#,
+            r#"{"a":"x","a":"y"}"#,
+            r#"[1,2]"#,
+            r#""plain""#,
+            "not json",
+        ];
+        let exprs = [
+            ".a",
+            ".b",
+            ".c",
+            ".c.d",
+            "{a, b}",
+            ".a // .b",
+            ".b == 1",
+            r#""k""#,
+            "null",
+            ".a | test(\"x\")",
+        ];
+        for expr in exprs {
+            let mut direct = compiled(expr);
+            let mut jaq = compiled(expr);
+            jaq.direct = None;
+            for line in lines {
+                assert_eq!(
+                    key_of(&mut direct, line),
+                    key_of(&mut jaq, line),
+                    "{expr} on {line}"
+                );
+            }
+        }
+        assert!(compiled("{a, b}").direct.is_some());
     }
 
     #[test]
