@@ -23,6 +23,7 @@ pub use lookup::Lookups;
 use crate::cli::{Args, InputFormat, OnError, Parsed, StatsFormat};
 use crate::jq::{Globals, Program};
 use crate::json::Fields;
+use crate::kafka::Address;
 use crate::sink::{DeadLetter, FileSink, Formatter, Pretty, Sink};
 use crate::source::checkpoint::Checkpoint;
 use crate::source::{Follow, Format, Source};
@@ -87,7 +88,7 @@ impl Plan {
         // Read before any output is opened and any input read.
         lookups.load()?;
         // Opened only now, so a usage error never truncates an output file.
-        let (output, dead_letter) = outputs(&args)?;
+        let (output, dead_letter) = outputs(&args, &chain)?;
         // Never between events on a terminal, unless asked for (see progress.rs).
         let progress = !args.no_progress
             && (args.progress || crate::report::progress::by_default(args.output.as_deref()));
@@ -426,22 +427,141 @@ fn checkpoint(
     Ok(Some((path.clone(), loaded, every)))
 }
 
-/// The event output (`-o` or standard output) and the dead letter, opened.
-fn outputs(args: &Args) -> Result<(Box<dyn Sink>, Option<DeadLetter>), Error> {
-    let output: Box<dyn Sink> = match &args.output {
-        None => Box::new(FileSink::stdout()),
-        Some(path) => Box::new(
+/// The event output (`-o FILE`, `-o kafka://…` or standard output) and
+/// the dead letter (a file or `kafka://…`), opened: a topic first (opening
+/// it changes nothing, and checks that the broker answers and the topic
+/// exists), then the files.
+fn outputs(args: &Args, chain: &Chain) -> Result<(Box<dyn Sink>, Option<DeadLetter>), Error> {
+    let output_topic = kafka_output("-o", args.output.as_deref())?;
+    let dead_letter_topic = kafka_output("--dead-letter", args.dead_letter.as_deref())?;
+    match &output_topic {
+        None if args.kafka_key.is_some() => {
+            return Err(Error::Usage(
+                "evq: --kafka-key goes with -o kafka://BROKERS/TOPIC: it is the key of each message written there".into(),
+            ));
+        }
+        Some(address) => one_event_a_line(args, address)?,
+        None => {}
+    }
+    let [output_sink, dead_letter_sink] =
+        open_kafka_outputs(args, chain, [output_topic, dead_letter_topic])?;
+    let output: Box<dyn Sink> = match (&args.output, output_sink) {
+        (_, Some(topic)) => topic,
+        (None, None) => Box::new(FileSink::stdout()),
+        (Some(path), None) => Box::new(
             FileSink::create(path).map_err(|e| Error::io("cannot create output file", path, &e))?,
         ),
     };
-    let dead_letter = match &args.dead_letter {
-        None => None,
-        Some(path) => Some(
+    let dead_letter = match (&args.dead_letter, dead_letter_sink) {
+        (_, Some(topic)) => Some(DeadLetter::to_sink(topic)),
+        (None, None) => None,
+        (Some(path), None) => Some(
             DeadLetter::open(path)
                 .map_err(|e| Error::io("cannot open dead-letter file", path, &e))?,
         ),
     };
     Ok((output, dead_letter))
+}
+
+/// `-o` or `--dead-letter` naming a `kafka://BROKERS/TOPIC` address: the
+/// address, checked (one topic); `None` for a file.
+fn kafka_output(option: &str, path: Option<&std::path::Path>) -> Result<Option<Address>, Error> {
+    let Some(arg) = path.and_then(|p| p.to_str()).filter(|a| Address::is(a)) else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "kafka") {
+        return Err(Error::Usage(format!(
+            "evq: {arg}: this evq was built without Kafka (cargo feature `kafka`)"
+        )));
+    }
+    let address = Address::parse(arg).map_err(|e| Error::Usage(format!("evq: {option} {e}")))?;
+    if address.topics.len() > 1 {
+        return Err(Error::Usage(format!(
+            "evq: {option} {arg}: a Kafka output writes to one topic; name one"
+        )));
+    }
+    Ok(Some(address))
+}
+
+/// A Kafka output takes one event a message, written on one line: the
+/// formats that spread an event over lines or run events together are refused.
+fn one_event_a_line(args: &Args, address: &Address) -> Result<(), Error> {
+    for (given, option) in [
+        (args.indent.is_some(), "--indent"),
+        (args.tab, "--tab"),
+        (args.join_output, "--join-output"),
+    ] {
+        if given {
+            return Err(Error::Usage(format!(
+                "evq: {option} cannot be used with -o {}: each event is one message, written on one line",
+                address.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Kafka sinks of `-o` and `--dead-letter`, opened (`None` where the
+/// address is `None`), with the `-X` settings; `--kafka-key` is compiled
+/// here, so that a bad one is a usage error before anything is read.
+#[cfg(feature = "kafka")]
+fn open_kafka_outputs(
+    args: &Args,
+    chain: &Chain,
+    addresses: [Option<Address>; 2],
+) -> Result<[Option<Box<dyn Sink>>; 2], Error> {
+    use crate::sink::{KafkaKey, KafkaOpenError, KafkaSink};
+    if addresses.iter().all(Option::is_none) {
+        return Ok([None, None]);
+    }
+    let properties = (args.kafka_properties.iter())
+        .map(|p| given("-X", p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = match &args.kafka_key {
+        None => None,
+        Some(expr) => {
+            let bindings = chain.vars().to_vec();
+            let library = std::sync::Arc::new(crate::jq::Library::new(args.library_path.clone()));
+            let compile = {
+                let expr = expr.clone();
+                move || -> Result<Program, String> {
+                    let globals = vars::variables(&bindings)
+                        .map(Globals::new)
+                        .map_err(|e| e.to_string())?
+                        .with_library(library.clone());
+                    Program::compile(&expr, "--kafka-key", &globals)
+                }
+            };
+            compile().map_err(|report| Error::Usage(report.trim_end().to_string()))?;
+            Some(KafkaKey::new(
+                expr,
+                &vars::variables(chain.vars())?,
+                compile,
+            ))
+        }
+    };
+    let [output, dead_letter] = addresses;
+    let open = |address: Option<Address>, key| -> Result<Option<Box<dyn Sink>>, Error> {
+        let Some(address) = address else {
+            return Ok(None);
+        };
+        match KafkaSink::open(&address, &properties, key) {
+            Ok(sink) => Ok(Some(Box::new(sink))),
+            Err(KafkaOpenError::Config(e)) => Err(Error::Usage(format!("evq: {e}"))),
+            Err(KafkaOpenError::Broker(e)) => Err(Error::Io(format!("evq: {e}"))),
+        }
+    };
+    Ok([open(output, key)?, open(dead_letter, None)?])
+}
+
+/// Without the `kafka` feature, `kafka_output` refused every address.
+#[cfg(not(feature = "kafka"))]
+fn open_kafka_outputs(
+    _: &Args,
+    _: &Chain,
+    _: [Option<Address>; 2],
+) -> Result<[Option<Box<dyn Sink>>; 2], Error> {
+    Ok([None, None])
 }
 
 /// `--follow` with its `--follow-interval` and `--rotate-wait` (checked

@@ -1,5 +1,6 @@
 //! `--dead-letter FILE`: each failed event as a JSON record (its source,
-//! line, stage, error and the line as read), appended to a sink.
+//! line, stage, error and the line as read), appended to a sink: a file, or
+//! a Kafka topic (`--dead-letter kafka://…`, one message a record).
 
 use super::Sink;
 use super::file::FileSink;
@@ -40,6 +41,15 @@ impl DeadLetter {
         })
     }
 
+    /// Writes the records to `out`, each one line (a Kafka sink: one
+    /// message each).
+    pub fn to_sink(out: Box<dyn Sink>) -> DeadLetter {
+        DeadLetter {
+            out,
+            record: Vec::new(),
+        }
+    }
+
     /// Appends one record; `raw` is the line as read (without newline or CR).
     /// A line that is not UTF-8 is kept as `raw_base64` so no byte is lost.
     pub fn write(
@@ -75,12 +85,18 @@ impl DeadLetter {
         self.out.flush()
     }
 
-    /// Flushes and waits until the records are on disk.
+    /// Flushes and waits until the records are durable (on disk, or
+    /// acknowledged by the broker).
     pub fn sync(&mut self) -> io::Result<()> {
         self.out.sync()
     }
 
-    /// How it is named in error messages: the path.
+    /// At the end of the run: see `Sink::close`.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.out.close()
+    }
+
+    /// How it is named in error messages: the path or the address.
     pub fn name(&self) -> &str {
         self.out.name()
     }
