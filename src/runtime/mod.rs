@@ -246,7 +246,7 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         .collect(&from_workers, &stop, &dealt, &out_pool)
         .err()
         .or_else(|| collector.end(&stop, &out_pool).err())
-        .or_else(|| collector.flush().err());
+        .or_else(|| collector.close().err());
     // The last checkpoint, unless the output failed (then what it would
     // record was not delivered).
     let stopped = match stopped {
@@ -908,6 +908,18 @@ impl Collector {
         self.input_errors += 1;
     }
 
+    /// At the end of the run: what is written reaches its destination (a
+    /// Kafka output waits for every delivery report).
+    fn close(&mut self) -> Result<(), Stop> {
+        self.output
+            .close()
+            .map_err(|e| write_error(self.output.name(), e))?;
+        if let Some(dl) = &mut self.dead_letter {
+            dl.close().map_err(|e| dead_letter_error(dl.name(), e))?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), Stop> {
         self.output
             .flush()
@@ -970,8 +982,9 @@ impl Collector {
 }
 
 fn dead_letter_error(name: &str, e: std::io::Error) -> Stop {
+    let what = if crate::kafka::Address::is(name) { "to" } else { "file" };
     Stop::Io(format!(
-        "evq: cannot write dead-letter file {name}: {}",
+        "evq: cannot write dead-letter {what} {name}: {}",
         status::io_error_text(&e)
     ))
 }
