@@ -118,3 +118,54 @@ pub fn wait(properties: &[(String, String)], key: &str) -> Duration {
         .and_then(|(_, v)| v.parse::<u64>().ok())
         .map_or(WAIT, Duration::from_millis)
 }
+
+/// The partitions of `address`'s topics, in order, as the brokers say at
+/// start: an error names the brokers when none answers within `wait`, and
+/// the topic when one does not exist.
+#[cfg(feature = "kafka")]
+pub fn partitions(
+    address: &Address,
+    properties: &[(String, String)],
+) -> Result<Vec<(String, i32)>, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let wait = wait(properties, "socket.timeout.ms");
+    let consumer: BaseConsumer = client_config(&address.brokers, properties)
+        .create()
+        .map_err(|e| format!("{}: {e}", address.name()))?;
+    let mut partitions = Vec::new();
+    for topic in &address.topics {
+        let name = format!("{SCHEME}{}/{topic}", address.brokers);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), wait)
+            .map_err(|e| unreachable_broker(&name, &address.brokers, wait, &e.to_string()))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(format!("{name}: topic {topic} does not exist"));
+        };
+        if let Some(error) = found.error() {
+            let error = rdkafka::types::RDKafkaErrorCode::from(error);
+            return Err(match error {
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
+                | rdkafka::types::RDKafkaErrorCode::UnknownTopic => {
+                    format!("{name}: topic {topic} does not exist")
+                }
+                other => format!("{name}: topic {topic}: {other}"),
+            });
+        }
+        if found.partitions().is_empty() {
+            return Err(format!("{name}: topic {topic} does not exist"));
+        }
+        let mut numbers: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+        numbers.sort_unstable();
+        partitions.extend(numbers.into_iter().map(|p| (topic.clone(), p)));
+    }
+    Ok(partitions)
+}
+
+/// The message for brokers that did not answer.
+#[cfg(feature = "kafka")]
+fn unreachable_broker(name: &str, brokers: &str, wait: Duration, error: &str) -> String {
+    format!(
+        "{name}: cannot reach broker {brokers} within {} s ({error}; -X socket.timeout.ms=MS waits longer)",
+        wait.as_secs_f64()
+    )
+}

@@ -66,6 +66,8 @@ pub struct Plan {
     pub progress_forced: bool,
     /// `--lookup`: the tables, read and in force; what `-F` reloads.
     pub lookups: Lookups,
+    /// How often a `kafka://` input's offsets are committed (`--checkpoint-every`).
+    pub commit_every: Duration,
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ impl Plan {
         let join_source = join_source(&args, &mut sources)?;
         let checkpoint = checkpoint(&args, &sources, &chain)?;
         let (follow, stats_every) = timings(&args)?;
+        let commit_every = given("--checkpoint-every", &args.checkpoint_every)?;
         // Read before any output is opened and any input read.
         lookups.load()?;
         // Opened only now, so a usage error never truncates an output file.
@@ -129,6 +132,7 @@ impl Plan {
             progress,
             progress_forced: args.progress,
             lookups,
+            commit_every,
         })
     }
 }
@@ -279,6 +283,12 @@ fn sources(args: &Args) -> Result<(Format, Vec<Source>), Error> {
         (_, _, InputFormat::Json) => Format::Json,
         (_, _, InputFormat::Ndjson) => Format::Ndjson,
     };
+    if let Some(kafka) = kafka_input(args, input_format)? {
+        let sources: Vec<Source> = (0..kafka.partitions.len())
+            .map(|i| Source::kafka(&kafka, i).with_format(input_format))
+            .collect();
+        return Ok((input_format, sources));
+    }
     let mut sources: Vec<Source> = args
         .files
         .iter()
@@ -293,6 +303,80 @@ fn sources(args: &Args) -> Result<(Format, Vec<Source>), Error> {
     }
     refuse_overwriting_inputs(args, &sources)?;
     Ok((input_format, sources))
+}
+
+/// A `kafka://` input among the FILE arguments: checked, then its topics'
+/// partitions looked up on the brokers (each becomes a source). It is the
+/// only main input of its run, read as NDJSON or `-R` lines, and its
+/// offsets are kept by its consumer group, not by `--checkpoint`.
+fn kafka_input(
+    args: &Args,
+    format: Format,
+) -> Result<Option<std::sync::Arc<crate::source::kafka::KafkaInput>>, Error> {
+    use crate::kafka::Address;
+    let named = |p: &PathBuf| p.to_str().filter(|s| Address::is(s)).map(str::to_string);
+    let kafka: Vec<String> = args.files.iter().filter_map(named).collect();
+    let Some(arg) = kafka.first() else {
+        return Ok(None);
+    };
+    let usage = |message: String| Err(Error::Usage(format!("evq: {message}")));
+    if kafka.len() > 1 {
+        return usage(format!(
+            "{arg}: one kafka:// input per run; name several topics in it as kafka://BROKERS/TOPIC1,TOPIC2"
+        ));
+    }
+    if args.files.len() > 1 {
+        return usage(format!(
+            "{arg}: a kafka:// input cannot be read together with files or standard input; run one evq for each"
+        ));
+    }
+    if matches!(format, Format::Json | Format::Null) {
+        let option = if format == Format::Null { "-n" } else { "--input-format json" };
+        return usage(format!(
+            "{arg}: {option} does not go with a kafka:// input (each message holds NDJSON lines, or -R lines)"
+        ));
+    }
+    if args.checkpoint.is_some() {
+        return usage(format!(
+            "{arg}: --checkpoint is for files; a kafka:// input keeps its offsets in its consumer group (--group)"
+        ));
+    }
+    let address = Address::parse(arg).map_err(|e| Error::Usage(format!("evq: {e}")))?;
+    let properties = kafka_properties(args)?;
+    if cfg!(not(feature = "kafka")) {
+        return usage(format!(
+            "{arg}: this evq was built without Kafka (cargo feature `kafka`)"
+        ));
+    }
+    #[cfg(feature = "kafka")]
+    {
+        use crate::cli::KafkaStart;
+        use crate::source::kafka::{KafkaInput, Start};
+        let start = match args.kafka_start {
+            KafkaStart::Earliest => Start::Earliest,
+            KafkaStart::Latest => Start::Latest,
+        };
+        let input = KafkaInput::open(address, args.group.clone(), start, properties, 0)
+            .map_err(|e| Error::Io(format!("evq: {e}")))?;
+        Ok(Some(std::sync::Arc::new(input)))
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        let _ = (address, properties);
+        unreachable!("refused above")
+    }
+}
+
+/// `-X KEY=VALUE`, each checked.
+pub(crate) fn kafka_properties(args: &Args) -> Result<Vec<(String, String)>, Error> {
+    args.kafka_properties
+        .iter()
+        .map(|p| {
+            p.value
+                .clone()
+                .map_err(|e| Error::Usage(format!("evq: -X {e}")))
+        })
+        .collect()
 }
 
 /// `--checkpoint`: the file, what it holds now (where to resume), and how
@@ -509,7 +593,7 @@ fn refuse_overwriting_inputs(args: &Args, sources: &[Source]) -> Result<(), Erro
     };
     let inputs: Vec<(String, (u64, u64))> = sources
         .iter()
-        .filter(|s| s.format != Format::Null)
+        .filter(|s| s.format != Format::Null && s.kafka_input().is_none())
         .filter_map(|s| {
             let path = s.path().unwrap_or("/dev/stdin".as_ref());
             Some((s.display().to_string(), identity(path)?))

@@ -82,6 +82,8 @@ struct Collector {
     input_errors: u64,
     periodic: Option<Periodic>,
     saving: Option<Saving>,
+    /// A `kafka://` input: the offsets to commit to its group.
+    committing: Option<Committing>,
     /// The owner of the chain's state, when it has a stateful stage.
     owner: Option<Owner>,
     /// `--stats`, `--exit-status`, and when the run started.
@@ -134,6 +136,25 @@ impl Entries {
             _ => None,
         }
     }
+}
+
+/// A `kafka://` input's offsets: committed to its consumer group only once
+/// the output of everything before them is written (synced), every
+/// `--checkpoint-every`, at the end, and when a rebalance takes partitions
+/// away (it waits for this).
+struct Committing {
+    committer: crate::source::kafka::Committer,
+    /// The input as named, for messages.
+    name: String,
+    every: Duration,
+    last: Instant,
+    /// Per source (partition): the offset after the last message written,
+    /// not yet committed.
+    reached: std::collections::BTreeMap<usize, i64>,
+    /// With a stateful stage: the offset after the last message whose
+    /// events the state has taken; committed once the state has emitted
+    /// everything (at the end of input).
+    applied: std::collections::BTreeMap<usize, i64>,
 }
 
 /// `--stats-every`: when to print next, and the counts at the last report.
@@ -191,6 +212,15 @@ pub fn run(mut plan: Plan, stop: Arc<AtomicUsize>, started: Instant) -> i32 {
         None | Some(Stop::Abort) => collector.save_checkpoint().err().or(stopped),
         other => other,
     };
+    // And the last commit of a Kafka input's offsets, on the same terms;
+    // then its consumers leave the group.
+    let stopped = match stopped {
+        None | Some(Stop::Abort) => collector.commit().err().or(stopped),
+        other => other,
+    };
+    if let Some(c) = &collector.committing {
+        c.committer.close();
+    }
     drop(reloads);
     collector.finish(stopped, stop.load(Ordering::Relaxed))
 }
@@ -311,11 +341,21 @@ fn spawn_reader(
                 sent
             };
             let resume = resume.as_ref().as_ref();
-            match follow {
+            let kafka = sources.first().and_then(|s| s.kafka_input().cloned());
+            match (kafka, follow) {
+                (Some(input), follow) => {
+                    let raw = sources[0].format == source::Format::Raw;
+                    if let Err(e) = input.read(raw, follow.is_some(), &mut deal, &stop, &pool) {
+                        let error = std::io::Error::other(e);
+                        deal(Message::Failed { source: first, error });
+                    }
+                }
+                (None, follow) => match follow {
                 Some(follow) => {
                     source::follow_all(&sources, first, &mut deal, &stop, &pool, &follow, resume)
                 }
-                None => source::read_all(&sources, first, &mut deal, &stop, &pool, resume),
+                    None => source::read_all(&sources, first, &mut deal, &stop, &pool, resume),
+                },
             }
             if gate.is_some() {
                 deal(Message::Ended { side });
@@ -391,8 +431,17 @@ impl Collector {
                 _ => owner,
             })
         });
+        let committing = plan.sources.first().and_then(|s| s.kafka_input()).map(|input| Committing {
+            committer: input.committer(),
+            name: input.address.name(),
+            every: plan.commit_every,
+            last: Instant::now(),
+            reached: Default::default(),
+            applied: Default::default(),
+        });
         Collector {
             stats,
+            committing,
             sources: plan.sources,
             output: plan.output,
             dead_letter: plan.dead_letter,
@@ -429,6 +478,7 @@ impl Collector {
         loop {
             self.report_if_due();
             self.checkpoint_if_due()?;
+            self.commit_if_due(taken >= dealt.load(Ordering::SeqCst))?;
             let from = &workers[(taken % workers.len() as u64) as usize];
             let outcome = match from.try_recv() {
                 Ok(outcome) => outcome,
@@ -502,13 +552,20 @@ impl Collector {
     /// checkpoint (then the next run goes on with the same windows).
     fn end(&mut self, stop: &AtomicUsize, pool: &source::Pool) -> Result<(), Stop> {
         let signalled = stop.load(Ordering::Relaxed) != 0;
-        if signalled && self.saving.is_some() {
+        // With a Kafka input, what a signal leaves open is read again by
+        // the next run from the offsets committed (see `commit_if_due`).
+        if signalled && (self.saving.is_some() || self.committing.is_some()) {
             return Ok(());
         }
         match self.owner.as_mut().map(Owner::finish) {
             Some(p) => {
                 self.processed(p, pool)?;
                 self.record_applied();
+                // Everything the state held is emitted: all it took may be committed.
+                if let Some(c) = &mut self.committing {
+                    let applied = std::mem::take(&mut c.applied);
+                    c.reached.extend(applied);
+                }
                 Ok(())
             }
             None => Ok(()),
@@ -521,6 +578,9 @@ impl Collector {
     fn record_applied(&mut self) {
         let Some(owner) = &mut self.owner else { return };
         for (source, end) in owner.completed() {
+            if let (Some(c), crate::source::Position::Kafka { offset }) = (&mut self.committing, end) {
+                c.applied.insert(source, offset);
+            }
             if let Some(saving) = &mut self.saving
                 && let Some(entry) = saving.entries[source].of(&end)
             {
@@ -599,6 +659,59 @@ impl Collector {
             }
             _ => Ok(()),
         }
+    }
+
+    /// With a `kafka://` input: when a rebalance waits and everything dealt
+    /// is `all_taken` (and written), or every `--checkpoint-every`, the
+    /// output is synced and the offsets reached are committed.
+    fn commit_if_due(&mut self, all_taken: bool) -> Result<(), Stop> {
+        let Some(c) = &self.committing else {
+            return Ok(());
+        };
+        if c.committer.wanted() {
+            if all_taken {
+                self.sync_outputs()?;
+                let c = self.committing.as_mut().expect("committing");
+                // The partitions go: nothing of them is committed by this run again.
+                let offsets = std::mem::take(&mut c.reached).into_iter().collect();
+                c.committer.hand_back(offsets);
+                c.last = Instant::now();
+            }
+            return Ok(());
+        }
+        if !c.reached.is_empty() && c.last.elapsed() >= c.every {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the output and the dead letter, then commits the offsets
+    /// reached (at-least-once: a crash before the commit reads them again).
+    fn commit(&mut self) -> Result<(), Stop> {
+        if self.committing.as_ref().is_none_or(|c| c.reached.is_empty()) {
+            return Ok(());
+        }
+        self.sync_outputs()?;
+        let c = self.committing.as_mut().expect("committing");
+        let offsets: Vec<(usize, i64)> = c.reached.iter().map(|(s, o)| (*s, *o)).collect();
+        c.committer.commit(&offsets).map_err(|e| {
+            Stop::Io(format!("evq: cannot commit offsets of {} to group: {e}", c.name))
+        })?;
+        c.reached.clear();
+        c.last = Instant::now();
+        Ok(())
+    }
+
+    /// Flushes the output and the dead letter and waits until they are
+    /// durable (on disk, or acknowledged by a broker).
+    fn sync_outputs(&mut self) -> Result<(), Stop> {
+        self.output
+            .sync()
+            .map_err(|e| write_error(self.output.name(), e))?;
+        if let Some(dl) = &mut self.dead_letter {
+            dl.sync().map_err(|e| dead_letter_error(dl.name(), e))?;
+        }
+        Ok(())
     }
 
     /// Writes the checkpoint: first the output and the dead letter it
@@ -686,14 +799,16 @@ impl Collector {
                             failure.error
                         )
                     } else {
-                        let display = self.sources[source].display();
-                        format!("{display}:{}: {prefix}{}", failure.line, failure.error)
+                        let source = &self.sources[source];
+                        let line = source.line(failure.line);
+                        format!("{}:{line}: {prefix}{}", source.display(), failure.error)
                     });
                 }
             }
             if let Some(dl) = &mut self.dead_letter {
+                let line = self.sources[source].line(failure.line);
                 let source = &self.sources[source].name;
-                dl.write(source, failure.line, stage, &failure.error, &failure.raw)
+                dl.write(source, line, stage, &failure.error, &failure.raw)
                     .map_err(|e| dead_letter_error(dl.name(), e))?;
             }
         }
@@ -711,6 +826,11 @@ impl Collector {
         {
             entry.at = batch.end;
             saving.moved = true;
+        }
+        if let (Some(c), true, None) = (&mut self.committing, batch.from_reader, &self.owner)
+            && let crate::source::Position::Kafka { offset } = batch.end
+        {
+            c.reached.insert(batch.source, offset);
         }
         Ok(())
     }

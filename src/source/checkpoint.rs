@@ -84,7 +84,8 @@ impl From<Entry> for Record {
                 offset,
                 line,
             } => (dev, ino, offset, line),
-            Position::Start => (0, 0, 0, 0),
+            // Kafka offsets go to the consumer group, not into the file.
+            Position::Start | Position::Kafka { .. } => (0, 0, 0, 0),
         };
         Record {
             path: e.path,
@@ -267,7 +268,7 @@ mod tests {
             .unwrap();
         let offset = |f: &File| match cp.start("b".into(), f).unwrap().at {
             Position::File { offset, .. } => offset,
-            Position::Start => panic!("a file's position"),
+            Position::Start | Position::Kafka { .. } => panic!("a file's position"),
         };
         assert_eq!(offset(&File::open(&b).unwrap()), 4);
         // Truncated below the offset: from the start.

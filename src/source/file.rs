@@ -93,7 +93,7 @@ pub(super) fn position(
     let entry = checkpoint.start(path.display().to_string(), file)?;
     let (offset, line) = match entry.at {
         Position::File { offset, line, .. } => (offset, line),
-        Position::Start => (0, 0),
+        Position::Start | Position::Kafka { .. } => (0, 0),
     };
     Ok(deliver(Message::Opened {
         source: index,

@@ -172,6 +172,7 @@ impl Followed {
                 let ok = read_stdin(self.index, self.format, deliver, stop, pool)?;
                 return Ok(ok.then_some(true));
             }
+            Origin::Kafka(..) => unreachable!("a Kafka input is read by its consumers"),
             Origin::Null => {
                 // Refused by the plan (`-n` has no input to follow); as read_all.
                 self.done = true;

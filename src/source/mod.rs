@@ -31,6 +31,7 @@ pub mod checkpoint;
 mod file;
 mod follow;
 mod json_text;
+pub mod kafka;
 mod lines;
 mod position;
 mod read;
@@ -71,6 +72,9 @@ pub enum Origin {
     Stdin,
     /// `-n`: nothing; one `null` event.
     Null,
+    /// A partition of a `kafka://` input (the input, the partition's index
+    /// among its partitions): read by the input's consumers, all together.
+    Kafka(std::sync::Arc<kafka::KafkaInput>, usize),
 }
 
 /// One input named on the command line.
@@ -116,10 +120,38 @@ impl Source {
         Source { format, ..self }
     }
 
+    /// A partition of a Kafka input, as source `index` (its name
+    /// `kafka://BROKERS/TOPIC/PARTITION`).
+    pub fn kafka(input: &std::sync::Arc<kafka::KafkaInput>, i: usize) -> Source {
+        let (topic, partition) = &input.partitions[i];
+        Source {
+            name: input.address.partition_name(topic, *partition),
+            origin: Origin::Kafka(std::sync::Arc::clone(input), i),
+            format: Format::Ndjson,
+        }
+    }
+
+    /// What a line number of this source's batches is called in reports
+    /// and the dead letter: the line, or a Kafka message's offset.
+    pub fn line(&self, number: u64) -> u64 {
+        match self.origin {
+            Origin::Kafka(..) => number.saturating_sub(1),
+            _ => number,
+        }
+    }
+
+    /// The Kafka input this source is a partition of.
+    pub fn kafka_input(&self) -> Option<&std::sync::Arc<kafka::KafkaInput>> {
+        match &self.origin {
+            Origin::Kafka(input, _) => Some(input),
+            _ => None,
+        }
+    }
+
     /// How the source is named in messages on standard error.
     pub fn display(&self) -> &str {
         match self.origin {
-            Origin::File(_) => &self.name,
+            Origin::File(_) | Origin::Kafka(..) => &self.name,
             Origin::Stdin => "<stdin>",
             Origin::Null => "<null>",
         }
@@ -129,7 +161,7 @@ impl Source {
     pub fn path(&self) -> Option<&Path> {
         match &self.origin {
             Origin::File(path) => Some(path),
-            Origin::Stdin | Origin::Null => None,
+            Origin::Stdin | Origin::Null | Origin::Kafka(..) => None,
         }
     }
 
@@ -157,10 +189,24 @@ pub fn read_all(
             return;
         }
         let format = source.format;
+        if let Origin::Kafka(input, i) = &source.origin {
+            // One consumer reads all the input's partitions, at the first.
+            if *i == 0 {
+                let raw = format == Format::Raw;
+                if let Err(e) = input.read(raw, false, deliver, stop, pool) {
+                    let error = std::io::Error::other(e);
+                    if !deliver(Message::Failed { source: index, error }) {
+                        return;
+                    }
+                }
+            }
+            continue;
+        }
         let result = match &source.origin {
             Origin::Null => Ok(deliver(Message::Batch(null_batch(index)))),
             Origin::Stdin => file::read_stdin(index, format, deliver, stop, pool),
             Origin::File(path) => file::read(index, format, path, checkpoint, deliver, stop, pool),
+            Origin::Kafka(..) => unreachable!("read above"),
         };
         match result {
             Ok(true) => {}

@@ -19,6 +19,9 @@ pub enum Position {
         offset: u64,
         line: u64,
     },
+    /// In a Kafka partition (the batch's source says which): the offset of
+    /// the next message, what a commit records.
+    Kafka { offset: i64 },
     /// Nowhere: nothing read yet, or not from a source (what a stage
     /// emits on its own).
     #[default]
