@@ -30,9 +30,11 @@ use crate::stage::window::time::{self, format_time};
 use jaq_json::Val;
 use regex::{Nfa, Set};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
 
+use hashbrown::hash_map::EntryRef;
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// At most this many `--def` classes (a bit each).
@@ -86,8 +88,36 @@ struct Counters {
     peak: u64,
 }
 
-/// A buffered event: its key and the element it will be.
-type Buffered = (Rc<[u8]>, Elem);
+/// A buffered event: when it was taken (its time, then the order of
+/// taking), its key and the element it will be. Ordered earliest first in
+/// a `BinaryHeap`: in-order events come and go with no allocation, as a
+/// `BTreeMap` of one or two entries would make.
+struct Buffered {
+    at: (i64, u64),
+    key: Rc<[u8]>,
+    elem: Elem,
+}
+
+impl PartialEq for Buffered {
+    fn eq(&self, other: &Buffered) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Buffered {}
+
+impl PartialOrd for Buffered {
+    fn partial_cmp(&self, other: &Buffered) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Buffered {
+    /// Reversed: the heap's greatest is the earliest.
+    fn cmp(&self, other: &Buffered) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
+}
 
 pub struct PatternStage {
     name: String,
@@ -95,10 +125,12 @@ pub struct PatternStage {
     config: PatternConfig,
     keys: HashMap<Rc<[u8]>, KeyState>,
     /// Events waiting for the watermark to pass their time, by (time, taken).
-    buffered: BTreeMap<(i64, u64), Buffered>,
+    buffered: std::collections::BinaryHeap<Buffered>,
     /// Attempts in progress by the time `--within` cuts them off (their
-    /// first event's time plus DURATION).
-    deadlines: BTreeSet<(i64, Rc<[u8]>)>,
+    /// first event's time plus DURATION), earliest first (then by key).
+    /// An attempt that ends or starts again leaves its old deadline here:
+    /// one is acted on only while it is still its key's (`current`).
+    deadlines: BinaryHeap<Reverse<(i64, Rc<[u8]>)>>,
     /// Attempts in progress now.
     open: u64,
     timer: Option<i64>,
@@ -114,8 +146,8 @@ impl PatternStage {
             expr,
             config,
             keys: HashMap::default(),
-            buffered: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            buffered: Default::default(),
+            deadlines: BinaryHeap::new(),
             open: 0,
             timer: None,
             next: 0,
@@ -129,16 +161,22 @@ impl PatternStage {
         Some(first.time.saturating_add(self.config.within?))
     }
 
-    /// Feeds `elem` to `key`'s matcher, and whatever an ended attempt gives back.
-    fn feed(&mut self, key: &Rc<[u8]>, elem: Elem, out: &mut Emitted) {
-        let mut queue = VecDeque::from([elem]);
+    /// Feeds `elem` to `key`'s matcher, and whatever an ended attempt
+    /// gives back; `unbuffered`: `elem` leaves the key's buffer now.
+    fn feed(&mut self, key: &Rc<[u8]>, elem: Elem, unbuffered: bool, out: &mut Emitted) {
         let mut attempt = match self.keys.get_mut(key) {
-            Some(k) => std::mem::take(&mut k.attempt),
+            Some(k) => {
+                k.buffered -= usize::from(unbuffered);
+                std::mem::take(&mut k.attempt)
+            }
             None => Attempt::default(),
         };
         let old = self.deadline(&attempt);
         let was_open = !attempt.elems.is_empty();
-        while let Some(e) = queue.pop_front() {
+        // Usually the one element, and no queue (it allocates once used).
+        let mut first = Some(elem);
+        let mut queue = VecDeque::new();
+        while let Some(e) = first.take().or_else(|| queue.pop_front()) {
             let nfa = &self.config.nfa;
             if attempt.elems.is_empty() {
                 let set = nfa.start(e.mask);
@@ -214,13 +252,10 @@ impl PatternStage {
     /// the key's entry (dropped when it holds nothing) in step.
     fn put_back(&mut self, key: &Rc<[u8]>, attempt: Attempt, old: Option<i64>, was_open: bool) {
         let new = self.deadline(&attempt);
-        if old != new {
-            if let Some(d) = old {
-                self.deadlines.remove(&(d, Rc::clone(key)));
-            }
-            if let Some(d) = new {
-                self.deadlines.insert((d, Rc::clone(key)));
-            }
+        if old != new
+            && let Some(d) = new
+        {
+            self.deadlines.push(Reverse((d, Rc::clone(key))));
         }
         let is_open = !attempt.elems.is_empty();
         match (was_open, is_open) {
@@ -229,14 +264,23 @@ impl PatternStage {
             _ => {}
         }
         self.counters.peak = self.counters.peak.max(self.open);
-        if !self.keys.contains_key(&key[..]) {
-            self.bytes += key.len() as u64;
-        }
-        let entry = self.keys.entry(Rc::clone(key)).or_default();
-        entry.attempt = attempt;
-        if entry.buffered == 0 && entry.attempt.elems.is_empty() {
-            self.keys.remove(&key[..]);
-            self.bytes -= key.len() as u64;
+        match self.keys.get_mut(&key[..]) {
+            Some(entry) => {
+                entry.attempt = attempt;
+                if entry.buffered == 0 && entry.attempt.elems.is_empty() {
+                    self.keys.remove(&key[..]);
+                    self.bytes -= key.len() as u64;
+                }
+            }
+            None if !attempt.elems.is_empty() => {
+                self.bytes += key.len() as u64;
+                let state = KeyState {
+                    attempt,
+                    buffered: 0,
+                };
+                self.keys.insert(Rc::clone(key), state);
+            }
+            None => {}
         }
     }
 
@@ -298,8 +342,8 @@ impl PatternStage {
     /// Sets one timer, for the earliest of: the first buffered event's
     /// time, the first attempt's deadline (each passed by one more).
     fn set_timer(&mut self, timers: &mut Timers) {
-        let b = self.buffered.keys().next().map(|(t, _)| *t);
-        let d = self.deadlines.iter().next().map(|(t, _)| *t);
+        let b = self.buffered.peek().map(|b| b.at.0);
+        let d = self.deadlines.peek().map(|Reverse((t, _))| *t);
         let due = match (b, d) {
             (Some(b), Some(d)) => Some(b.min(d)),
             (b, d) => b.or(d),
@@ -316,23 +360,29 @@ impl PatternStage {
     /// Feeds the buffered events before `watermark`, in time order, then
     /// cuts off the attempts whose deadline is before it.
     fn advance(&mut self, watermark: i64, out: &mut Emitted) {
-        while let Some(entry) = self.buffered.first_entry() {
-            if entry.key().0 >= watermark {
+        while let Some(first) = self.buffered.peek() {
+            if first.at.0 >= watermark {
                 break;
             }
-            let (key, elem) = entry.remove();
-            if let Some(k) = self.keys.get_mut(&key[..]) {
-                k.buffered -= 1;
-            }
-            self.feed(&key, elem, out);
+            let Buffered { key, elem, .. } = self.buffered.pop().expect("a first");
+            self.feed(&key, elem, true, out);
         }
-        while let Some(first) = self.deadlines.first() {
+        while let Some(Reverse(first)) = self.deadlines.peek() {
             if first.0 >= watermark {
                 break;
             }
-            let (_, key) = self.deadlines.pop_first().expect("a deadline");
-            self.cut(&key, true, out);
+            let Reverse((d, key)) = self.deadlines.pop().expect("a deadline");
+            if self.current(&key, d) {
+                self.cut(&key, true, out);
+            }
         }
+    }
+
+    /// Whether `key` has an attempt in progress with deadline `d`.
+    fn current(&self, key: &[u8], d: i64) -> bool {
+        self.keys
+            .get(key)
+            .is_some_and(|k| self.deadline(&k.attempt) == Some(d))
     }
 
     /// Ends `key`'s attempt in progress (cut off by `--within` when `cut`)
@@ -351,30 +401,54 @@ impl PatternStage {
         let rest = self.end_attempt(key, &mut attempt, cut, out);
         self.put_back(key, attempt, None, false);
         for e in rest {
-            self.feed(key, e, out);
+            self.feed(key, e, false, out);
         }
     }
 
     fn apply_event(&mut self, key: &[u8], time: i64, mask: u64, text: &[u8]) {
         let seq = self.next;
         self.next += 1;
-        let shared = match self.keys.get_key_value(key) {
-            Some((k, _)) => Rc::clone(k),
-            None => {
+        let (key, elem) = self.take_in(key, time, mask, text, 1);
+        self.buffered.push(Buffered {
+            at: (time, seq),
+            key,
+            elem,
+        });
+    }
+
+    /// An event of `key` as an element, its key held (and counted among
+    /// the key's `buffered` ones by `buffered`, 0 or 1).
+    fn take_in(
+        &mut self,
+        key: &[u8],
+        time: i64,
+        mask: u64,
+        text: &[u8],
+        buffered: usize,
+    ) -> (Rc<[u8]>, Elem) {
+        let shared = match self.keys.entry_ref(key) {
+            EntryRef::Occupied(mut o) => {
+                o.get_mut().buffered += buffered;
+                Rc::clone(o.key())
+            }
+            EntryRef::Vacant(v) => {
                 self.bytes += key.len() as u64;
                 let k: Rc<[u8]> = Rc::from(key);
-                self.keys.insert(Rc::clone(&k), KeyState::default());
+                let state = KeyState {
+                    buffered,
+                    ..Default::default()
+                };
+                v.insert_with_key(Rc::clone(&k), state);
                 k
             }
         };
-        self.keys.get_mut(key).expect("the key").buffered += 1;
         self.bytes += text.len() as u64 + ELEM_OVERHEAD;
         let elem = Elem {
             time,
             mask,
             text: text.into(),
         };
-        self.buffered.insert((time, seq), (shared, elem));
+        (shared, elem)
     }
 }
 
@@ -498,11 +572,8 @@ impl StatefulStage for PatternStage {
     fn finish(&mut self, out: &mut Emitted) {
         self.advance(i64::MAX, out);
         // Events at i64::MAX itself.
-        while let Some((_, (key, elem))) = self.buffered.pop_first() {
-            if let Some(k) = self.keys.get_mut(&key[..]) {
-                k.buffered -= 1;
-            }
-            self.feed(&key, elem, out);
+        while let Some(Buffered { key, elem, .. }) = self.buffered.pop() {
+            self.feed(&key, elem, true, out);
         }
         // The end of input passes every bound: what is left ends, in key order.
         let mut keys: Vec<Rc<[u8]>> = self.keys.keys().cloned().collect();
@@ -516,16 +587,10 @@ impl StatefulStage for PatternStage {
                 if !open {
                     break;
                 }
-                if let Some(d) = self
-                    .keys
-                    .get(&key[..])
-                    .and_then(|k| self.deadline(&k.attempt))
-                {
-                    self.deadlines.remove(&(d, Rc::clone(&key)));
-                }
                 self.cut(&key, true, out);
             }
         }
+        self.deadlines.clear();
         self.timer = None;
     }
 
@@ -538,10 +603,15 @@ impl StatefulStage for PatternStage {
             .filter(|(_, k)| !k.attempt.elems.is_empty())
             .collect();
         keys.sort_by(|a, b| a.0.cmp(b.0));
+        let mut waiting: Vec<&Buffered> = self.buffered.iter().collect();
+        waiting.sort_by_key(|b| b.at);
+        let buffered: Vec<Json> = (waiting.iter())
+            .map(|b| json!([b.at.1, text(&b.key), elem(&b.elem)]))
+            .collect();
         let c = &self.counters;
         json!({
             "next": self.next,
-            "buffered": self.buffered.iter().map(|((_, seq), (key, e))| json!([seq, text(key), elem(e)])).collect::<Vec<_>>(),
+            "buffered": buffered,
             "attempts": keys.iter().map(|(key, k)| json!([text(key), k.attempt.elems.iter().map(elem).collect::<Vec<_>>()])).collect::<Vec<_>>(),
             "counters": {
                 "matches": c.matches,
@@ -600,12 +670,8 @@ impl StatefulStage for PatternStage {
         let mut none = Emitted::default();
         for (key, elems) in attempts {
             for e in elems {
-                self.apply_event(key.as_bytes(), e.time, e.mask, &e.text);
-                let (_, (k, e)) = self.buffered.pop_last().expect("just buffered");
-                if let Some(ks) = self.keys.get_mut(&k[..]) {
-                    ks.buffered -= 1;
-                }
-                self.feed(&k, e, &mut none);
+                let (k, e) = self.take_in(key.as_bytes(), e.time, e.mask, &e.text, 0);
+                self.feed(&k, e, false, &mut none);
             }
         }
         for (seq, key, e) in buffered {
