@@ -136,7 +136,7 @@ pub struct JoinStage {
     held: VecDeque<Option<Held>>,
     first: u64,
     /// Per key, per side, the held events in the order they were taken.
-    by_key: HashMap<Rc<[u8]>, [VecDeque<u64>; 2]>,
+    by_key: HashMap<Rc<[u8]>, [Seqs; 2]>,
     /// What to release, per side, in order of (deadline, taken): events
     /// in time order come last, so keeping each side's in order is a push.
     release: [VecDeque<(i64, u64)>; 2],
@@ -277,10 +277,7 @@ impl JoinStage {
             && let EntryRef::Occupied(mut o) = self.by_key.entry_ref(&key[..])
         {
             let sides = o.get_mut();
-            let list = &mut sides[side];
-            if let Some(i) = list.iter().position(|&s| s == seq) {
-                list.remove(i);
-            }
+            sides[side].remove(seq);
             if sides[0].is_empty() && sides[1].is_empty() {
                 o.remove();
             }
@@ -296,6 +293,55 @@ impl JoinStage {
                 write_pair(l, r, out);
             }
         }
+    }
+}
+
+/// A key's held events of one side (their `seq`s), in the order taken:
+/// most keys hold one, kept inline, so a key held and released costs no
+/// allocation; more go into a deque.
+#[derive(Default)]
+enum Seqs {
+    #[default]
+    Empty,
+    One(u64),
+    Many(VecDeque<u64>),
+}
+
+impl Seqs {
+    fn push_back(&mut self, seq: u64) {
+        match self {
+            Seqs::Empty => *self = Seqs::One(seq),
+            Seqs::One(first) => *self = Seqs::Many(VecDeque::from([*first, seq])),
+            Seqs::Many(seqs) => seqs.push_back(seq),
+        }
+    }
+
+    fn remove(&mut self, seq: u64) {
+        match self {
+            Seqs::One(s) if *s == seq => *self = Seqs::Empty,
+            Seqs::Many(seqs) => {
+                if let Some(i) = seqs.iter().position(|&s| s == seq) {
+                    seqs.remove(i);
+                }
+                if seqs.is_empty() {
+                    *self = Seqs::Empty;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Seqs::Empty)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many) = match self {
+            Seqs::Empty => (None, None),
+            Seqs::One(s) => (Some(*s), None),
+            Seqs::Many(seqs) => (None, Some(seqs.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -418,7 +464,7 @@ impl StatefulStage for JoinStage {
                         (Rc::clone(o.key()), o.into_mut())
                     }
                 };
-                for &partner in &sides[1 - side] {
+                for partner in sides[1 - side].iter() {
                     let b = held[(partner - first) as usize]
                         .as_mut()
                         .expect("a held event");
