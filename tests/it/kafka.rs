@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Client settings for evq's consumer that make group joins and the end of
@@ -296,11 +296,16 @@ impl Running {
     /// Starts evq in `dir` with `args`; standard output is discarded (the
     /// runs here write with -o), standard error goes to `name`.err.
     fn start(dir: &Path, name: &str, args: &[String]) -> Running {
+        Running::spawn(dir, name, args, Stdio::null())
+    }
+
+    /// As `start`, with standard output to `stdout`.
+    fn spawn(dir: &Path, name: &str, args: &[String], stdout: Stdio) -> Running {
         let err = dir.join(format!("{name}.err"));
         let child = common::evq()
             .current_dir(dir)
             .args(args)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .expect("spawn evq");
@@ -1030,6 +1035,63 @@ fn two_processes_in_one_group_split_the_partitions() {
 // ---------------------------------------------------------------------------
 // kill -9: at-least-once, committed after the write
 
+/// A child's standard output read on a thread that can stop reading: the
+/// pipe then fills, and the child's writes block.
+struct Drain {
+    paused: Arc<AtomicBool>,
+    bytes: Arc<Mutex<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drain {
+    fn start(mut stdout: ChildStdout) -> Drain {
+        use std::io::Read;
+        let paused = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let (p, b) = (paused.clone(), bytes.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0; 65536];
+            loop {
+                if p.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        Drain {
+            paused,
+            bytes,
+            thread: Some(thread),
+        }
+    }
+
+    /// Lines read so far.
+    fn lines(&self) -> usize {
+        self.bytes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+    }
+
+    /// Stops reading (after the read under way, if any).
+    fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads to the end (the child has exited) and gives everything read.
+    fn finish(mut self) -> Vec<u8> {
+        self.paused.store(false, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        std::mem::take(&mut *self.bytes.lock().unwrap())
+    }
+}
+
 /// (partition, offset) of the complete lines of `path`, in order.
 fn places_in(path: &Path) -> Vec<(i64, i64)> {
     complete_lines(path).iter().map(|l| place(l)).collect()
@@ -1046,16 +1108,14 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
     let topic = b.topic("kill", 4);
     let group = format!("g-{topic}");
     let url = b.url(&topic);
-    let args = |out: &Path, follow: bool| -> Vec<String> {
+    // With `out`, writes there; without, to standard output.
+    let args = |out: Option<&Path>, follow: bool| -> Vec<String> {
         let mut args = strings(FAST);
-        args.extend(strings(&[
-            "--checkpoint-every",
-            "200ms",
-            "--group",
-            &group,
-            "-o",
-        ]));
-        args.push(out.to_str().unwrap().to_string());
+        args.extend(strings(&["--checkpoint-every", "200ms", "--group", &group]));
+        if let Some(out) = out {
+            args.push("-o".into());
+            args.push(out.to_str().unwrap().to_string());
+        }
         if follow {
             args.push("-F".into());
         }
@@ -1075,15 +1135,31 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
     let mut kills: Vec<BTreeMap<i64, Option<i64>>> = Vec::new();
     let mut outputs: Vec<PathBuf> = Vec::new();
     let mut rng = 0x5eed_u64;
+    // Run 1 writes to a pipe that the test stops reading: evq is held
+    // between reading events and writing them out, and killed there. Run 2
+    // writes to a file, killed in the middle of a burst.
     for run in 1..=2 {
         let out = dir.path().join(format!("out-{run}.ndjson"));
-        let mut evq = Running::start(dir.path(), &format!("run-{run}"), &args(&out, true));
+        let name = format!("run-{run}");
+        let (mut evq, drain) = if run == 1 {
+            let mut evq = Running::spawn(dir.path(), &name, &args(None, true), Stdio::piped());
+            let stdout = evq.child.as_mut().unwrap().stdout.take().unwrap();
+            (evq, Some(Drain::start(stdout)))
+        } else {
+            (
+                Running::start(dir.path(), &name, &args(Some(&out), true)),
+                None,
+            )
+        };
+        let emitted = || match &drain {
+            Some(drain) => drain.lines(),
+            None => complete_lines(&out).len(),
+        };
         // Until it reads (it joins the group first).
-        let before = complete_lines(&out).len();
         produce(&mut stream, 40);
         wait_until("the first events", Duration::from_secs(60), || {
             evq.alive();
-            complete_lines(&out).len() > before
+            emitted() > 0
         });
         // Until it has committed more than the run before.
         let previous = kills.last().map_or(0, sum);
@@ -1097,20 +1173,34 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
             produce(&mut stream, 400);
             std::thread::sleep(Duration::from_millis(100));
         }
-        // Then bursts for a while (evq commits every 200 ms meanwhile,
-        // with events read and not yet written), and SIGKILL right after
-        // one, while evq reads and writes it.
-        rng = rng
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let busy = Duration::from_millis(400 + (rng >> 33) % 800);
-        let started = Instant::now();
-        while started.elapsed() < busy {
-            produce(&mut stream, 200);
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(drain) = &drain {
+            // A burst it reads but cannot write out: for a second (five
+            // commit intervals) it must commit none of it.
+            drain.pause();
+            produce(&mut stream, 20_000);
+            std::thread::sleep(Duration::from_millis(1000));
+        } else {
+            // A burst of 20,000 that keeps evq busy reading and writing
+            // (commits come every 200 ms, while the output holds events not
+            // yet written out), and SIGKILL in its middle: once the output
+            // has grown by 5,000 to 15,000 events (of some 28 bytes).
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
+            let kill_at = size() + 28 * (5000 + (rng >> 33) % 10_000);
+            produce(&mut stream, 20_000);
+            wait_until("the output to grow", Duration::from_secs(60), || {
+                evq.alive();
+                size() >= kill_at
+            });
         }
         evq.alive();
         evq.kill9();
+        if let Some(drain) = drain {
+            // What reached the pipe was written.
+            std::fs::write(&out, drain.finish()).unwrap();
+        }
         let committed = b.committed(&group, &topic);
         for place in places_in(&out) {
             *written.entry(place).or_default() += 1;
@@ -1149,7 +1239,7 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
 
     // A last run without -F reads to the end.
     let out = dir.path().join("out-3.ndjson");
-    let mut last = Running::start(dir.path(), "run-3", &args(&out, false));
+    let mut last = Running::start(dir.path(), "run-3", &args(Some(&out), false));
     let (status, err) = last.wait();
     assert_eq!(status, Some(0), "{err}");
     for place in places_in(&out) {
