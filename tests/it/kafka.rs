@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -1035,10 +1035,9 @@ fn two_processes_in_one_group_split_the_partitions() {
 // ---------------------------------------------------------------------------
 // kill -9: at-least-once, committed after the write
 
-/// A child's standard output read on a thread that can stop reading: the
-/// pipe then fills, and the child's writes block.
+/// A child's standard output read on a thread, slowly (4 KiB every 10 ms,
+/// some 400 KB/s): a fast writer's writes block.
 struct Drain {
-    paused: Arc<AtomicBool>,
     bytes: Arc<Mutex<Vec<u8>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -1046,24 +1045,19 @@ struct Drain {
 impl Drain {
     fn start(mut stdout: ChildStdout) -> Drain {
         use std::io::Read;
-        let paused = Arc::new(AtomicBool::new(false));
         let bytes = Arc::new(Mutex::new(Vec::new()));
-        let (p, b) = (paused.clone(), bytes.clone());
+        let b = bytes.clone();
         let thread = std::thread::spawn(move || {
-            let mut buf = vec![0; 65536];
+            let mut buf = vec![0; 4096];
             loop {
-                if p.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
                 match stdout.read(&mut buf) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
                 }
+                std::thread::sleep(Duration::from_millis(10));
             }
         });
         Drain {
-            paused,
             bytes,
             thread: Some(thread),
         }
@@ -1079,14 +1073,8 @@ impl Drain {
             .count()
     }
 
-    /// Stops reading (after the read under way, if any).
-    fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-    }
-
     /// Reads to the end (the child has exited) and gives everything read.
     fn finish(mut self) -> Vec<u8> {
-        self.paused.store(false, Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap();
         std::mem::take(&mut *self.bytes.lock().unwrap())
     }
@@ -1135,9 +1123,9 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
     let mut kills: Vec<BTreeMap<i64, Option<i64>>> = Vec::new();
     let mut outputs: Vec<PathBuf> = Vec::new();
     let mut rng = 0x5eed_u64;
-    // Run 1 writes to a pipe that the test stops reading: evq is held
-    // between reading events and writing them out, and killed there. Run 2
-    // writes to a file, killed in the middle of a burst.
+    // Run 1 writes to a pipe that the test reads slowly, so that evq is
+    // often held between reading events and writing them out, and killed
+    // there. Run 2 writes to a file, killed in the middle of a burst.
     for run in 1..=2 {
         let out = dir.path().join(format!("out-{run}.ndjson"));
         let name = format!("run-{run}");
@@ -1173,12 +1161,16 @@ fn killed_midway_nothing_is_lost_and_only_written_offsets_are_committed() {
             produce(&mut stream, 400);
             std::thread::sleep(Duration::from_millis(100));
         }
-        if let Some(drain) = &drain {
-            // A burst it reads but cannot write out: for a second (five
-            // commit intervals) it must commit none of it.
-            drain.pause();
+        if drain.is_some() {
+            // A burst that evq reads faster than the test reads what it
+            // writes: its writes block again and again, with events read
+            // and not yet written out while commits come due. SIGKILL at a
+            // random moment of it.
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             produce(&mut stream, 20_000);
-            std::thread::sleep(Duration::from_millis(1000));
+            std::thread::sleep(Duration::from_millis(300 + (rng >> 33) % 700));
         } else {
             // A burst of 20,000 that keeps evq busy reading and writing
             // (commits come every 200 ms, while the output holds events not
