@@ -26,6 +26,7 @@ mod join_state;
 mod jq_conformance;
 mod jq_input;
 mod jq_output;
+mod kafka;
 mod keyed_state;
 mod lookup;
 mod man;
