@@ -163,6 +163,9 @@ pub struct Owner {
     /// Batches all of whose events are applied, in order, for the
     /// checkpoint and for Kafka commits.
     completed: Vec<Completed>,
+    /// A Kafka input: batches say until when their events may count
+    /// (`Completed::until`), for commits to stop before what is needed.
+    track_until: bool,
 }
 
 /// A batch all of whose events are applied.
@@ -171,7 +174,8 @@ pub struct Completed {
     /// Where its source stands after it.
     pub end: Position,
     /// Until which watermark its events may count in what the stage
-    /// emits, and where that grew inside it (see `Pending::steps`).
+    /// emits, and where that grew inside it (see `Pending::steps`); kept
+    /// for a Kafka input only (`i64::MIN` and none otherwise).
     pub until: i64,
     pub steps: Vec<(u64, i64)>,
 }
@@ -202,6 +206,7 @@ impl Owner {
             gate: None,
             pool,
             completed: Vec::new(),
+            track_until: false,
         })
     }
 
@@ -290,6 +295,7 @@ impl Owner {
     /// its own event time.
     pub fn with_partitions(mut self) -> Owner {
         self.sides[0].partitions = Some(Default::default());
+        self.track_until = true;
         self
     }
 
@@ -376,7 +382,7 @@ impl Owner {
         let (line, time) = (event.line, event.time);
         let result = stage.apply(&event, watermark, &mut self.timers, &mut out);
         let applied = result.is_ok();
-        if applied {
+        if applied && self.track_until {
             let until = stage.holds_until(side, time).unwrap_or(i64::MAX);
             if until > pending.until {
                 pending.until = until;

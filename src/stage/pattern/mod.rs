@@ -133,6 +133,9 @@ pub struct PatternStage {
     deadlines: BinaryHeap<Reverse<(i64, Rc<[u8]>)>>,
     /// Attempts in progress now.
     open: u64,
+    /// Room for the automaton's next positions, and its scratch: swapped
+    /// with an attempt's, so that a step allocates nothing.
+    sets: (Set, Set),
     timer: Option<i64>,
     next: u64,
     bytes: u64,
@@ -148,6 +151,7 @@ impl PatternStage {
             keys: HashMap::default(),
             buffered: Default::default(),
             deadlines: BinaryHeap::new(),
+            sets: Default::default(),
             open: 0,
             timer: None,
             next: 0,
@@ -178,14 +182,15 @@ impl PatternStage {
         let mut queue = VecDeque::new();
         while let Some(e) = first.take().or_else(|| queue.pop_front()) {
             let nfa = &self.config.nfa;
+            let (set, mask) = &mut self.sets;
             if attempt.elems.is_empty() {
-                let set = nfa.start(e.mask);
-                if Nfa::dead(&set) {
+                nfa.start_into(e.mask, set);
+                if Nfa::dead(set) {
                     self.bytes -= e.text.len() as u64 + ELEM_OVERHEAD;
                     continue;
                 }
-                attempt.best = usize::from(nfa.accepts(&set));
-                attempt.set = set;
+                attempt.best = usize::from(nfa.accepts(set));
+                std::mem::swap(&mut attempt.set, set);
                 attempt.elems.push(e);
                 continue;
             }
@@ -195,9 +200,9 @@ impl PatternStage {
                 .within
                 .is_none_or(|d| e.time.saturating_sub(first) <= d);
             if inside {
-                let set = nfa.step(&attempt.set, e.mask);
-                if !Nfa::dead(&set) {
-                    attempt.set = set;
+                nfa.step_into(&attempt.set, e.mask, set, mask);
+                if !Nfa::dead(set) {
+                    std::mem::swap(&mut attempt.set, set);
                     attempt.elems.push(e);
                     if nfa.accepts(&attempt.set) {
                         attempt.best = attempt.elems.len();

@@ -455,27 +455,39 @@ impl Nfa {
     /// The positions a match can be at after its first event, of classes `mask`.
     pub fn start(&self, mask: u64) -> Set {
         let mut s = Vec::new();
-        self.of_mask(mask, &mut s);
+        self.start_into(mask, &mut s);
+        s
+    }
+
+    /// `start`, into `s` (its memory reused).
+    pub fn start_into(&self, mask: u64, s: &mut Set) {
+        self.of_mask(mask, s);
         for (a, b) in s.iter_mut().zip(&self.first) {
             *a &= b;
         }
-        s
     }
 
     /// The positions after one more event, of classes `mask`.
     pub fn step(&self, from: &Set, mask: u64) -> Set {
-        let mut to = vec![0u64; self.words];
+        let (mut to, mut m) = (Vec::new(), Vec::new());
+        self.step_into(from, mask, &mut to, &mut m);
+        to
+    }
+
+    /// `step`, into `to`, with `m` for scratch (the memory of both reused:
+    /// no allocation per event).
+    pub fn step_into(&self, from: &Set, mask: u64, to: &mut Set, m: &mut Set) {
+        to.clear();
+        to.resize(self.words, 0);
         for p in positions(from) {
             for (a, b) in to.iter_mut().zip(&self.follow[p]) {
                 *a |= b;
             }
         }
-        let mut m = Vec::new();
-        self.of_mask(mask, &mut m);
-        for (a, b) in to.iter_mut().zip(&m) {
+        self.of_mask(mask, m);
+        for (a, b) in to.iter_mut().zip(m.iter()) {
             *a &= b;
         }
-        to
     }
 
     /// Whether a set holds no position (no match can go on).
