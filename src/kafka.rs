@@ -91,7 +91,9 @@ pub fn property(arg: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("`{arg}`: write it KEY=VALUE, a librdkafka property")),
+        _ => Err(format!(
+            "`{arg}`: write it KEY=VALUE, a librdkafka property"
+        )),
     }
 }
 

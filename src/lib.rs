@@ -52,9 +52,9 @@ extern crate alloc;
 mod cli;
 mod jq;
 #[doc(hidden)]
-pub mod kafka;
-#[doc(hidden)]
 pub mod json;
+#[doc(hidden)]
+pub mod kafka;
 mod plan;
 mod report;
 mod runtime;

@@ -260,7 +260,12 @@ pub struct Args {
     pub checkpoint_every: Parsed<Duration>,
 
     /// Consumer group of the kafka:// inputs: processes with the same group share the topics' partitions, each read by one of them. Offsets are committed to the group only once the events before them are written (at --checkpoint-every, at exit, and before a rebalance takes a partition away).
-    #[arg(long, value_name = "NAME", default_value = "evq", help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "evq",
+        help_heading = "Kafka"
+    )]
     pub group: String,
 
     /// Where a kafka:// input starts reading a partition for which the group has no committed offset.
@@ -268,7 +273,12 @@ pub struct Args {
     pub kafka_start: KafkaStart,
 
     /// The key of each message written to a kafka:// output: EXPR on the output event (a string is used as it is, another value as its JSON text, null or no value: no key). Default: no key.
-    #[arg(long, value_name = "EXPR", allow_hyphen_values = true, help_heading = "Kafka")]
+    #[arg(
+        long,
+        value_name = "EXPR",
+        allow_hyphen_values = true,
+        help_heading = "Kafka"
+    )]
     pub kafka_key: Option<String>,
 
     /// Set a librdkafka property (as kcat -X) on every Kafka client, e.g. -X security.protocol=SASL_SSL. evq waits for a broker at most 10 s at start and for delivery reports at most 10 s at a flush (set socket.timeout.ms and message.timeout.ms to change it); then it exits 4 naming the broker and topic.

@@ -332,7 +332,11 @@ fn kafka_input(
         ));
     }
     if matches!(format, Format::Json | Format::Null) {
-        let option = if format == Format::Null { "-n" } else { "--input-format json" };
+        let option = if format == Format::Null {
+            "-n"
+        } else {
+            "--input-format json"
+        };
         return usage(format!(
             "{arg}: {option} does not go with a kafka:// input (each message holds NDJSON lines, or -R lines)"
         ));

@@ -25,9 +25,9 @@ use crate::report::stats::{InputStats, Interval, StageStats, Stats};
 use crate::report::status;
 use crate::runtime::worker::{Processed, Worker};
 use crate::sink::{DeadLetter, Sink};
+use crate::source::Position;
 use crate::source::{self, Message};
 use crate::stage::Step;
-use crate::source::Position;
 use state::Owner;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -180,7 +180,8 @@ impl Committing {
                 }
                 // Inside the batch: up to its first event still needed
                 // (line numbers are offsets + 1).
-                if let Some(&(line, _)) = front.steps.iter().find(|(_, until)| *until >= watermark) {
+                if let Some(&(line, _)) = front.steps.iter().find(|(_, until)| *until >= watermark)
+                {
                     let first_needed = line as i64 - 1;
                     let before = self.reached.get(source).copied().unwrap_or(i64::MIN);
                     if first_needed > before {
@@ -389,13 +390,16 @@ fn spawn_reader(
                     let raw = sources[0].format == source::Format::Raw;
                     if let Err(e) = input.read(raw, follow.is_some(), &mut deal, &stop, &pool) {
                         let error = std::io::Error::other(e);
-                        deal(Message::Failed { source: first, error });
+                        deal(Message::Failed {
+                            source: first,
+                            error,
+                        });
                     }
                 }
                 (None, follow) => match follow {
-                Some(follow) => {
-                    source::follow_all(&sources, first, &mut deal, &stop, &pool, &follow, resume)
-                }
+                    Some(follow) => source::follow_all(
+                        &sources, first, &mut deal, &stop, &pool, &follow, resume,
+                    ),
                     None => source::read_all(&sources, first, &mut deal, &stop, &pool, resume),
                 },
             }
@@ -477,14 +481,18 @@ impl Collector {
                 _ => owner,
             })
         });
-        let committing = plan.sources.first().and_then(|s| s.kafka_input()).map(|input| Committing {
-            committer: input.committer(),
-            name: input.address.name(),
-            every: plan.commit_every,
-            last: Instant::now(),
-            reached: Default::default(),
-            applied: Default::default(),
-        });
+        let committing = plan
+            .sources
+            .first()
+            .and_then(|s| s.kafka_input())
+            .map(|input| Committing {
+                committer: input.committer(),
+                name: input.address.name(),
+                every: plan.commit_every,
+                last: Instant::now(),
+                reached: Default::default(),
+                applied: Default::default(),
+            });
         Collector {
             stats,
             committing,
@@ -760,7 +768,10 @@ impl Collector {
         let c = self.committing.as_mut().expect("committing");
         let offsets = c.offsets();
         c.committer.commit(&offsets).map_err(|e| {
-            Stop::Io(format!("evq: cannot commit offsets of {} to group: {e}", c.name))
+            Stop::Io(format!(
+                "evq: cannot commit offsets of {} to group: {e}",
+                c.name
+            ))
         })?;
         c.reached.clear();
         c.last = Instant::now();
@@ -982,7 +993,11 @@ impl Collector {
 }
 
 fn dead_letter_error(name: &str, e: std::io::Error) -> Stop {
-    let what = if crate::kafka::Address::is(name) { "to" } else { "file" };
+    let what = if crate::kafka::Address::is(name) {
+        "to"
+    } else {
+        "file"
+    };
     Stop::Io(format!(
         "evq: cannot write dead-letter {what} {name}: {}",
         status::io_error_text(&e)

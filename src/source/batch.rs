@@ -83,7 +83,9 @@ pub enum Message {
     /// The partitions of a Kafka input whose event time counts now
     /// (`sources`: assigned to this run, not at their end), after a
     /// rebalance or the end of a partition.
-    Assigned { sources: Vec<usize> },
+    Assigned {
+        sources: Vec<usize>,
+    },
     /// The last batch of an input side (of a join: 0 the main inputs, 1
     /// its FILE) was dealt.
     Ended {

@@ -137,9 +137,7 @@ pub use imp::Committer;
 mod imp {
     use super::*;
     use crate::kafka::client_config;
-    use rdkafka::consumer::{
-        BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
-    };
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
     use rdkafka::error::KafkaError;
     use rdkafka::message::Message as _;
     use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -209,7 +207,9 @@ mod imp {
                 )
             {
                 let mut state = self.shared.state.lock().expect("kafka state");
-                state.failed.get_or_insert(format!("{}: {reason}", self.name));
+                state
+                    .failed
+                    .get_or_insert(format!("{}: {reason}", self.name));
             } else if matches!(
                 error.rdkafka_error_code(),
                 Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
@@ -217,7 +217,9 @@ mod imp {
                 // librdkafka retries; the reader says so, and a batch run
                 // gives up after the wait (see `read`).
                 let mut state = self.shared.state.lock().expect("kafka state");
-                state.down.get_or_insert((std::time::Instant::now(), reason.to_string()));
+                state
+                    .down
+                    .get_or_insert((std::time::Instant::now(), reason.to_string()));
             }
         }
     }
@@ -334,7 +336,13 @@ mod imp {
 
         /// Commits `offsets` (source, offset after what was written) now.
         pub fn commit(&self, offsets: &[(usize, i64)]) -> Result<(), String> {
-            let consumers = self.shared.state.lock().expect("kafka state").consumers.clone();
+            let consumers = self
+                .shared
+                .state
+                .lock()
+                .expect("kafka state")
+                .consumers
+                .clone();
             for (topic, consumer) in consumers.iter().enumerate() {
                 commit_list(consumer, &self.shared, topic, offsets)?;
             }
@@ -452,8 +460,9 @@ mod imp {
                 consumers.push(Arc::new(consumer));
             }
             self.shared.state.lock().expect("kafka state").consumers = consumers.clone();
-            let mut gathering: Vec<Gathering> =
-                (0..self.partitions.len()).map(|_| Gathering::default()).collect();
+            let mut gathering: Vec<Gathering> = (0..self.partitions.len())
+                .map(|_| Gathering::default())
+                .collect();
             let index: std::collections::HashMap<(usize, i32), usize> = self
                 .partitions
                 .iter()
@@ -504,7 +513,11 @@ mod imp {
                                         "evq: {}: brokers {} unreachable, retrying ({reason}){}",
                                         self.address.name(),
                                         self.address.brokers,
-                                        if follow { "" } else { "; giving up after the wait of -X socket.timeout.ms" }
+                                        if follow {
+                                            ""
+                                        } else {
+                                            "; giving up after the wait of -X socket.timeout.ms"
+                                        }
                                     ));
                                 }
                             }
