@@ -158,3 +158,122 @@ pub fn output_within(
     }
     (status, out.join().unwrap(), err.join().unwrap())
 }
+
+/// A small deterministic generator (SplitMix64), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// The complete lines of a file (a killed run's last one may be cut off).
+pub fn complete_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| l.trim_end_matches('\n').to_string())
+        .collect()
+}
+
+/// What `kill_9_until_done` saw: every complete line of every run, and the
+/// stats of the run that completed.
+pub struct Crashes {
+    pub union: std::collections::HashSet<String>,
+    pub last_stats: serde_json::Value,
+    pub runs: usize,
+    pub kills: usize,
+}
+
+/// Crash and resume: runs `args` in `dir` with `--checkpoint ck.json
+/// --checkpoint-every 50ms --stats=json`, kills it with SIGKILL after a
+/// seeded random delay (at least `least` ms; up to a quarter of `clean`, a
+/// clean run's time, for the first six runs, then more: a run restores the
+/// state and saves it again, slow in a debug build), and reruns it until a
+/// run completes (exit 0). Each complete line of each run goes to
+/// `check(run, line)`. At least three runs must have been killed, two of
+/// them after saving a checkpoint (whose state the next run took over).
+pub fn kill_9_until_done(
+    dir: &Path,
+    args: &[&str],
+    clean: std::time::Duration,
+    seed: u64,
+    least: u64,
+    mut check: impl FnMut(usize, &str),
+) -> Crashes {
+    let mut rng = Rng(seed);
+    let span = clean.as_millis().max(100) as u64;
+    let mut union = std::collections::HashSet::new();
+    let checkpoint = dir.join("ck.json");
+    let (mut kills, mut kills_after_save, mut runs) = (0, 0, 0);
+    let last_stats = loop {
+        runs += 1;
+        assert!(runs <= 30, "no run completed in 30 ({kills} killed)");
+        let out = dir.join(format!("out-{runs}.ndjson"));
+        let err = dir.join(format!("err-{runs}.txt"));
+        let saved_before = std::fs::read(&checkpoint).ok();
+        let mut child = evq()
+            .current_dir(dir)
+            .args(["--stats=json", "--checkpoint", "ck.json"])
+            .args(["--checkpoint-every", "50ms"])
+            .args(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let most = match runs {
+            ..=6 => span / 4,
+            7..=15 => span * 4 / 5,
+            _ => span * 3,
+        };
+        let delay = std::time::Duration::from_millis(least + rng.below(most));
+        let status = wait_timeout(&mut child, delay);
+        if status.is_none() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            kills += 1;
+            kills_after_save += usize::from(std::fs::read(&checkpoint).ok() != saved_before);
+        }
+        for line in complete_lines(&out) {
+            check(runs, &line);
+            union.insert(line);
+        }
+        if let Some(status) = status {
+            let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+            assert_eq!(status.code(), Some(0), "run {runs} failed: {stderr}");
+            let last = stderr.lines().last().unwrap_or_default();
+            break serde_json::from_str::<serde_json::Value>(last)
+                .unwrap_or_else(|e| panic!("run {runs}: stats ({e}): {stderr}"));
+        }
+    };
+    eprintln!(
+        "{runs} runs, {kills} killed ({kills_after_save} after saving a checkpoint); a clean run took {clean:?}"
+    );
+    assert!(
+        kills >= 3,
+        "only {kills} of {runs} runs were killed: the kills came too late to test anything"
+    );
+    assert!(
+        kills_after_save >= 2,
+        "only {kills_after_save} of {kills} killed runs had saved a checkpoint"
+    );
+    Crashes {
+        union,
+        last_stats,
+        runs,
+        kills,
+    }
+}

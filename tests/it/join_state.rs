@@ -6,33 +6,17 @@
 //! name both inputs; the output is the same with direct evaluation off.
 //! (`tests/it/join.rs` compares the join with its reference.)
 
-use crate::common;
+use crate::common::{self, Rng};
 
 use serde_json::Value;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// 2026-11-02T08:00:00Z in milliseconds since the epoch.
 const BASE_MS: i64 = 1_793_606_400_000;
-
-/// SplitMix64, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {
     common::evq()
@@ -54,15 +38,6 @@ fn side(n: u64, keys: u64, seed: u64, prefix: &str) -> String {
         writeln!(text, r#"{{"id":"{prefix}{i}","k":{k},"t":{t}}}"#).unwrap();
     }
     text
-}
-
-/// The complete lines of a file (a killed run's last one may be cut off).
-fn complete_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| l.trim_end_matches('\n').to_string())
-        .collect()
 }
 
 const JOIN: &[&str] = &[
@@ -101,66 +76,17 @@ fn join_state_survives_kill_9() {
     assert!(clean_lines.iter().any(|l| l.contains(r#""right":null"#)));
     assert!(clean_lines.iter().any(|l| !l.contains("null")));
 
-    let mut rng = Rng(0x5eed);
-    let span = clean_time.as_millis().max(100) as u64;
-    let mut union: HashSet<String> = HashSet::new();
-    let checkpoint = dir.path().join("ck.json");
-    let (mut kills, mut kills_after_save, mut runs) = (0, 0, 0);
-    let last_stats = loop {
-        runs += 1;
-        assert!(runs <= 30, "no run completed in 30 ({kills} killed)");
-        let out = dir.path().join(format!("out-{runs}.ndjson"));
-        let err = dir.path().join(format!("err-{runs}.txt"));
-        let saved_before = std::fs::read(&checkpoint).ok();
-        let mut child = common::evq()
-            .current_dir(dir.path())
-            .args(["--stats=json", "--checkpoint", "ck.json"])
-            .args(["--checkpoint-every", "50ms"])
-            .args(JOIN)
-            .arg("left.ndjson")
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        let most = match runs {
-            ..=6 => span / 4,
-            7..=15 => span * 4 / 5,
-            _ => span * 3,
-        };
-        // At least long enough to start and save once (every 50 ms).
-        let delay = Duration::from_millis(150 + rng.below(most));
-        let status = common::wait_timeout(&mut child, delay);
-        if status.is_none() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-            kills += 1;
-            kills_after_save += usize::from(std::fs::read(&checkpoint).ok() != saved_before);
-        }
-        for line in complete_lines(&out) {
+    let args = [JOIN, &["left.ndjson"]].concat();
+    let crashes =
+        common::kill_9_until_done(dir.path(), &args, clean_time, 0x5eed, 150, |run, line| {
             // A line no clean run writes: a pair that is not one, or an
             // event emitted alone that pairs in a clean run.
             assert!(
-                clean_set.contains(line.as_str()),
-                "run {runs} emitted a line no clean run does: {line}"
+                clean_set.contains(line),
+                "run {run} emitted a line no clean run does: {line}"
             );
-            union.insert(line);
-        }
-        if let Some(status) = status {
-            let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-            assert_eq!(status.code(), Some(0), "run {runs} failed: {stderr}");
-            let last = stderr.lines().last().unwrap_or_default();
-            break serde_json::from_str::<Value>(last)
-                .unwrap_or_else(|e| panic!("run {runs}: stats ({e}): {stderr}"));
-        }
-    };
-    eprintln!(
-        "{runs} runs, {kills} killed ({kills_after_save} after saving); clean {clean_time:?}"
-    );
-    assert!(kills >= 3, "only {kills} of {runs} runs were killed");
-    assert!(
-        kills_after_save >= 2,
-        "only {kills_after_save} of {kills} killed runs had saved a checkpoint"
-    );
+        });
+    let (union, last_stats, runs) = (crashes.union, crashes.last_stats, crashes.runs);
     let read = last_stats["events_ingested"].as_u64().unwrap();
     assert!(
         read < 2 * events,

@@ -14,7 +14,7 @@
 //! takes seconds on this broker (about half the session timeout), so every
 //! evq here runs with a short session timeout and the tests join few groups.
 
-use crate::common;
+use crate::common::{self, complete_lines};
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -441,15 +441,6 @@ fn wait_for<T: PartialEq + std::fmt::Debug>(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The complete lines of a file (a killed run's last one may be cut off).
-fn complete_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| l.trim_end_matches('\n').to_string())
-        .collect()
 }
 
 /// `lines` per partition of `topic` in the stats' `inputs`, which must name

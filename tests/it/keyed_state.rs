@@ -6,36 +6,17 @@
 //! bytes held; and results equal tests/window_reference.py for every
 //! `--threads`.
 
-use crate::common;
+use crate::common::{self, Rng};
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// 2026-11-02T08:00:00Z in milliseconds since the epoch.
 const BASE_MS: i64 = 1_793_606_400_000;
-
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -597,15 +578,6 @@ fn crash_input(n: u64, keys: u64, seed: u64) -> String {
     text
 }
 
-/// The complete lines of a file (a killed run's last one may be cut off).
-fn complete_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| l.trim_end_matches('\n').to_string())
-        .collect()
-}
-
 /// What identifies a result: what comes before its first aggregate
 /// `first` (its window and key; the rest are its values). A JSON parse
 /// would do, but takes seconds over a few hundred thousand lines in a debug
@@ -662,82 +634,31 @@ fn survives_kill_9(args: &[&str], events: u64, keys: u64, seed: u64) {
         "a clean run repeats a result"
     );
 
-    let mut rng = Rng(seed ^ 0x5eed);
-    // Delays up to a part of a clean run's time (at least 100 ms): each of
-    // the first six runs does at most a quarter of the work before it is
-    // killed, so at least three are; the later ones may get further.
-    let span = clean_time.as_millis().max(100) as u64;
-    let mut union: HashSet<String> = HashSet::new();
-    let checkpoint = dir.path().join("ck.json");
-    // Kills in all, and kills of a run that had saved a checkpoint (whose
-    // state the next run had to take over).
-    let (mut kills, mut kills_after_save, mut runs) = (0, 0, 0);
-    let last_stats = loop {
-        runs += 1;
-        assert!(runs <= 30, "no run completed in 30 ({kills} killed)");
-        let out = dir.path().join(format!("out-{runs}.ndjson"));
-        let err = dir.path().join(format!("err-{runs}.txt"));
-        let saved_before = std::fs::read(&checkpoint).ok();
-        let mut child = common::evq()
-            .current_dir(dir.path())
-            .args([
-                "--stats=json",
-                "--checkpoint",
-                "ck.json",
-                "--checkpoint-every",
-                "50ms",
-            ])
-            .args(args)
-            .arg("in.ndjson")
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        // Later runs get more time: a run restores the state and saves it
-        // again (slow in a debug build), so under load a run killed within
-        // a clean run's time may not get past its first save.
-        let most = match runs {
-            ..=6 => span / 4,
-            7..=15 => span * 4 / 5,
-            _ => span * 3,
-        };
-        let delay = Duration::from_millis(20 + rng.below(most));
-        let status = common::wait_timeout(&mut child, delay);
-        if status.is_none() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-            kills += 1;
-            kills_after_save += usize::from(std::fs::read(&checkpoint).ok() != saved_before);
-        }
-        for line in complete_lines(&out) {
-            if !clean_set.contains(line.as_str()) {
-                match by_id.get(result_id(&line, first)) {
+    // Delays from 20 ms up to a part of a clean run's time: each of the
+    // first six runs does at most a quarter of the work before it is killed.
+    let args_in = [args, &["in.ndjson"]].concat();
+    let crashes = common::kill_9_until_done(
+        dir.path(),
+        &args_in,
+        clean_time,
+        seed ^ 0x5eed,
+        20,
+        |run, line| {
+            if !clean_set.contains(line) {
+                match by_id.get(result_id(line, first)) {
                     Some(right) => panic!(
-                        "run {runs} emitted another value for a result:\n  clean run: {right}\n  run {runs}:     {line}"
+                        "run {run} emitted another value for a result:\n  clean run: {right}\n  run {run}:     {line}"
                     ),
-                    None => panic!("run {runs} emitted a result no clean run does: {line}"),
+                    None => panic!("run {run} emitted a result no clean run does: {line}"),
                 }
             }
-            union.insert(line);
-        }
-        if let Some(status) = status {
-            let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-            assert_eq!(status.code(), Some(0), "run {runs} failed: {stderr}");
-            let last = stderr.lines().last().unwrap_or_default();
-            break serde_json::from_str::<Value>(last)
-                .unwrap_or_else(|e| panic!("run {runs}: stats ({e}): {stderr}"));
-        }
-    };
-    eprintln!(
-        "{runs} runs, {kills} killed ({kills_after_save} after saving a checkpoint); a clean run took {clean_time:?}"
+        },
     );
-    assert!(
-        kills >= 3,
-        "only {kills} of {runs} runs were killed: the kills came too late to test anything"
-    );
-    assert!(
-        kills_after_save >= 2,
-        "only {kills_after_save} of {kills} killed runs had saved a checkpoint"
+    let (union, last_stats, runs, kills) = (
+        crashes.union,
+        crashes.last_stats,
+        crashes.runs,
+        crashes.kills,
     );
     let read = last_stats["events_ingested"].as_u64().unwrap();
     assert!(

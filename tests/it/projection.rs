@@ -7,7 +7,7 @@
 //! compares it with full parses the same way, on lines made to catch it out.
 //! (The rest of the suite also passes with EVQ_FULL_PARSE=1.)
 
-use crate::common;
+use crate::common::{self, Rng};
 
 use std::fmt::Write as _;
 
@@ -79,22 +79,6 @@ const BINARY: &[&str] = &[
     "{}, {}",
     "{} == {}",
 ];
-
-/// A small deterministic generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 fn expr(rng: &mut Rng) -> String {
     let leaf = |rng: &mut Rng| rng.pick(UNARY).replace("{}", rng.pick(PATHS));
