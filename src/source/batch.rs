@@ -83,6 +83,7 @@ pub enum Message {
     /// The partitions of a Kafka input whose event time counts now
     /// (`sources`: assigned to this run, not at their end), after a
     /// rebalance or the end of a partition.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     Assigned {
         sources: Vec<usize>,
     },

@@ -140,6 +140,7 @@ mod imp {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
     use rdkafka::error::KafkaError;
     use rdkafka::message::Message as _;
+    use rdkafka::types::RDKafkaErrorCode;
     use rdkafka::{ClientContext, Offset, TopicPartitionList};
     use std::collections::HashSet;
     use std::sync::atomic::Ordering;
@@ -195,25 +196,12 @@ mod imp {
         fn error(&self, error: KafkaError, reason: &str) {
             // Broker-down and such are retried by librdkafka; the reader
             // ends on errors that are final (see `read`).
-            if let Some(code) = error.rdkafka_error_code()
-                && matches!(
-                    code,
-                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
-                        | rdkafka::types::RDKafkaErrorCode::UnknownTopic
-                        | rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
-                        | rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed
-                        | rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed
-                        | rdkafka::types::RDKafkaErrorCode::Authentication
-                )
-            {
+            if is_final(&error) {
                 let mut state = self.shared.state.lock().expect("kafka state");
                 state
                     .failed
                     .get_or_insert(format!("{}: {reason}", self.name));
-            } else if matches!(
-                error.rdkafka_error_code(),
-                Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
-            ) {
+            } else if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
                 // librdkafka retries; the reader says so, and a batch run
                 // gives up after the wait (see `read`).
                 let mut state = self.shared.state.lock().expect("kafka state");
@@ -626,7 +614,7 @@ mod imp {
 
     /// Errors a consumer does not get over by retrying.
     fn is_final(error: &KafkaError) -> bool {
-        use rdkafka::types::RDKafkaErrorCode as Code;
+        use RDKafkaErrorCode as Code;
         matches!(
             error.rdkafka_error_code(),
             Some(
