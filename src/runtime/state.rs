@@ -362,6 +362,7 @@ impl Owner {
                     steps: done.steps,
                 });
                 self.pool.give(done.batch.data);
+                done.extracts.recycle();
                 if let Some(gate) = &self.gate {
                     gate.done(side);
                 }

@@ -324,7 +324,7 @@ impl Worker {
         let mut p = self.empty(batch.source, batch.bytes);
         p.end = batch.end;
         if self.stages.keyed_at.is_some() {
-            p.keyed = Some(Box::default());
+            p.keyed = Some(Box::new((Extracts::recycled(), Batch::default())));
         }
         crate::jq::builtins::set_source(batch.source);
         // A `--lookup` table loaded again is used from a batch's start on.

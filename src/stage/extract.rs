@@ -82,7 +82,34 @@ pub struct Mark {
     values: usize,
 }
 
+/// Extractions' buffers freed by the owner, for the workers' next batches:
+/// a batch's buffers grow to hundreds of kilobytes, and fresh ones would
+/// cost the kernel's zeroing of new pages on every batch.
+static SPARE: std::sync::Mutex<Vec<Extracts>> = std::sync::Mutex::new(Vec::new());
+
+/// Spare buffers kept at most; more are freed.
+const KEEP: usize = 64;
+
 impl Extracts {
+    /// Empty buffers, recycled when some are spare.
+    pub fn recycled() -> Extracts {
+        SPARE
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_default()
+    }
+
+    /// Gives the buffers back once applied (see `recycled`).
+    pub fn recycle(mut self) {
+        self.clear();
+        if let Ok(mut spare) = SPARE.lock()
+            && spare.len() < KEEP
+        {
+            spare.push(self);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.side = 0;
         self.items.clear();

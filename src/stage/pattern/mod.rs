@@ -21,6 +21,7 @@
 //!
 //! State: the buffered events and each key's attempt in progress.
 
+mod keys;
 pub mod regex;
 
 use super::extract::{Extract, Extracts, Input};
@@ -28,14 +29,12 @@ use super::{Emitted, Event, Kind, Rejected, StateStats, StatefulStage, Timers};
 use crate::jq::Program;
 use crate::stage::window::time::{self, format_time};
 use jaq_json::Val;
+use keys::Slab;
 use regex::{Nfa, Set};
 use serde_json::{Value as Json, json};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
-
-use hashbrown::hash_map::EntryRef;
-type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 
 /// At most this many `--def` classes (a bit each).
 pub const MAX_CLASSES: usize = 63;
@@ -94,7 +93,8 @@ struct Counters {
 /// `BTreeMap` of one or two entries would make.
 struct Buffered {
     at: (i64, u64),
-    key: Rc<[u8]>,
+    /// The key's slot (held while it has buffered events).
+    slot: u32,
     elem: Elem,
 }
 
@@ -119,18 +119,24 @@ impl Ord for Buffered {
     }
 }
 
+/// An attempt's deadline: the time, the key's bytes and its slot.
+type Deadline = (i64, Rc<[u8]>, u32);
+
 pub struct PatternStage {
     name: String,
     expr: String,
     config: PatternConfig,
-    keys: HashMap<Rc<[u8]>, KeyState>,
+    /// Each key's state, in a slot found by the key's bytes once per
+    /// event (`keys`).
+    keys: Slab<KeyState>,
     /// Events waiting for the watermark to pass their time, by (time, taken).
     buffered: std::collections::BinaryHeap<Buffered>,
     /// Attempts in progress by the time `--within` cuts them off (their
     /// first event's time plus DURATION), earliest first (then by key).
     /// An attempt that ends or starts again leaves its old deadline here:
     /// one is acted on only while it is still its key's (`current`).
-    deadlines: BinaryHeap<Reverse<(i64, Rc<[u8]>)>>,
+    /// With the key's bytes (for the order) and its slot.
+    deadlines: BinaryHeap<Reverse<Deadline>>,
     /// Attempts in progress now.
     open: u64,
     /// Room for the automaton's next positions, and its scratch: swapped
@@ -148,7 +154,7 @@ impl PatternStage {
             name,
             expr,
             config,
-            keys: HashMap::default(),
+            keys: Slab::default(),
             buffered: Default::default(),
             deadlines: BinaryHeap::new(),
             sets: Default::default(),
@@ -165,21 +171,25 @@ impl PatternStage {
         Some(first.time.saturating_add(self.config.within?))
     }
 
-    /// Feeds `elem` to `key`'s matcher, and whatever an ended attempt
-    /// gives back; `unbuffered`: `elem` leaves the key's buffer now.
-    fn feed(&mut self, key: &Rc<[u8]>, elem: Elem, unbuffered: bool, out: &mut Emitted) {
-        let mut attempt = match self.keys.get_mut(key) {
-            Some(k) => {
-                k.buffered -= usize::from(unbuffered);
-                std::mem::take(&mut k.attempt)
-            }
-            None => Attempt::default(),
-        };
+    /// Feeds `elem`, then `more`, to the matcher of the key in `slot`, and
+    /// whatever an ended attempt gives back; `unbuffered`: `elem` leaves
+    /// the key's buffer now.
+    fn feed(
+        &mut self,
+        slot: u32,
+        elem: Elem,
+        more: Vec<Elem>,
+        unbuffered: bool,
+        out: &mut Emitted,
+    ) {
+        let k = &mut self.keys.held(slot).value;
+        k.buffered -= usize::from(unbuffered);
+        let mut attempt = std::mem::take(&mut k.attempt);
         let old = self.deadline(&attempt);
         let was_open = !attempt.elems.is_empty();
         // Usually the one element, and no queue (it allocates once used).
         let mut first = Some(elem);
-        let mut queue = VecDeque::new();
+        let mut queue = VecDeque::from(more);
         while let Some(e) = first.take().or_else(|| queue.pop_front()) {
             let nfa = &self.config.nfa;
             let (set, mask) = &mut self.sets;
@@ -210,20 +220,20 @@ impl PatternStage {
                     continue;
                 }
             }
-            let rest = self.end_attempt(key, &mut attempt, !inside, out);
+            let rest = self.end_attempt(slot, &mut attempt, !inside, out);
             queue.push_front(e);
             for r in rest.into_iter().rev() {
                 queue.push_front(r);
             }
         }
-        self.put_back(key, attempt, old, was_open);
+        self.put_back(slot, attempt, old, was_open);
     }
 
     /// Ends an attempt (cut off by `--within` when `cut`): emits its match,
     /// or its timeout, and gives back the elements to feed again.
     fn end_attempt(
         &mut self,
-        key: &Rc<[u8]>,
+        slot: u32,
         attempt: &mut Attempt,
         cut: bool,
         out: &mut Emitted,
@@ -235,13 +245,13 @@ impl PatternStage {
         let (done, rest) = if best > 0 {
             let rest = elems.split_off(best);
             self.counters.matches += 1;
-            self.write(key, "matched", &elems, true, out);
+            self.write(slot, "matched", &elems, true, out);
             (elems, rest)
         } else {
             if cut && self.config.within.is_some() {
                 self.counters.timeouts += 1;
                 if self.config.timeouts {
-                    self.write(key, "timeout", &elems, false, out);
+                    self.write(slot, "timeout", &elems, false, out);
                 }
             }
             let rest = elems.split_off(1);
@@ -254,13 +264,14 @@ impl PatternStage {
     }
 
     /// Puts a key's attempt back, keeping its deadline, the open count and
-    /// the key's entry (dropped when it holds nothing) in step.
-    fn put_back(&mut self, key: &Rc<[u8]>, attempt: Attempt, old: Option<i64>, was_open: bool) {
+    /// the key's slot (freed when it holds nothing) in step.
+    fn put_back(&mut self, slot: u32, attempt: Attempt, old: Option<i64>, was_open: bool) {
         let new = self.deadline(&attempt);
         if old != new
             && let Some(d) = new
         {
-            self.deadlines.push(Reverse((d, Rc::clone(key))));
+            let key = Rc::clone(&self.keys.held(slot).key);
+            self.deadlines.push(Reverse((d, key, slot)));
         }
         let is_open = !attempt.elems.is_empty();
         match (was_open, is_open) {
@@ -269,28 +280,17 @@ impl PatternStage {
             _ => {}
         }
         self.counters.peak = self.counters.peak.max(self.open);
-        match self.keys.get_mut(&key[..]) {
-            Some(entry) => {
-                entry.attempt = attempt;
-                if entry.buffered == 0 && entry.attempt.elems.is_empty() {
-                    self.keys.remove(&key[..]);
-                    self.bytes -= key.len() as u64;
-                }
-            }
-            None if !attempt.elems.is_empty() => {
-                self.bytes += key.len() as u64;
-                let state = KeyState {
-                    attempt,
-                    buffered: 0,
-                };
-                self.keys.insert(Rc::clone(key), state);
-            }
-            None => {}
+        let entry = &mut self.keys.held(slot).value;
+        entry.attempt = attempt;
+        if entry.buffered == 0 && entry.attempt.elems.is_empty() {
+            let gone = self.keys.remove(slot);
+            self.bytes -= gone.key.len() as u64;
         }
     }
 
     /// Writes one result: `{"key", "start", "end", "status", "events"}`.
-    fn write(&self, key: &[u8], status: &str, elems: &[Elem], complete: bool, out: &mut Emitted) {
+    fn write(&self, slot: u32, status: &str, elems: &[Elem], complete: bool, out: &mut Emitted) {
+        let key = &self.keys.get(slot).expect("a held key").key;
         let masks: Vec<u64> = elems.iter().map(|e| e.mask).collect();
         let classes = self.config.nfa.assign(&masks, complete);
         let mut line =
@@ -298,7 +298,7 @@ impl PatternStage {
         line.push(b'{');
         if !self.config.keys.is_empty() {
             line.extend_from_slice(b"\"key\":");
-            line.extend_from_slice(key);
+            line.extend_from_slice(&key[..]);
             line.push(b',');
         }
         let (first, last) = (elems[0].time, elems[elems.len() - 1].time);
@@ -348,7 +348,7 @@ impl PatternStage {
     /// time, the first attempt's deadline (each passed by one more).
     fn set_timer(&mut self, timers: &mut Timers) {
         let b = self.buffered.peek().map(|b| b.at.0);
-        let d = self.deadlines.peek().map(|Reverse((t, _))| *t);
+        let d = self.deadlines.peek().map(|Reverse((t, _, _))| *t);
         let due = match (b, d) {
             (Some(b), Some(d)) => Some(b.min(d)),
             (b, d) => b.or(d),
@@ -369,60 +369,66 @@ impl PatternStage {
             if first.at.0 >= watermark {
                 break;
             }
-            let Buffered { key, elem, .. } = self.buffered.pop().expect("a first");
-            self.feed(&key, elem, true, out);
+            let Buffered { slot, elem, .. } = self.buffered.pop().expect("a first");
+            self.feed(slot, elem, Vec::new(), true, out);
         }
         while let Some(Reverse(first)) = self.deadlines.peek() {
             if first.0 >= watermark {
                 break;
             }
-            let Reverse((d, key)) = self.deadlines.pop().expect("a deadline");
-            if self.current(&key, d) {
-                self.cut(&key, true, out);
+            let Reverse((d, key, slot)) = self.deadlines.pop().expect("a deadline");
+            if self.current(slot, &key, d) {
+                self.cut(slot, true, out);
             }
         }
     }
 
-    /// Whether `key` has an attempt in progress with deadline `d`.
-    fn current(&self, key: &[u8], d: i64) -> bool {
+    /// Whether `slot` still holds `key`, with an attempt in progress with
+    /// deadline `d`.
+    fn current(&self, slot: u32, key: &Rc<[u8]>, d: i64) -> bool {
         self.keys
-            .get(key)
-            .is_some_and(|k| self.deadline(&k.attempt) == Some(d))
+            .get(slot)
+            .is_some_and(|k| Rc::ptr_eq(&k.key, key) && self.deadline(&k.value.attempt) == Some(d))
     }
 
-    /// Ends `key`'s attempt in progress (cut off by `--within` when `cut`)
-    /// and feeds again what it gives back, until one can go on.
-    fn cut(&mut self, key: &Rc<[u8]>, cut: bool, out: &mut Emitted) {
-        let Some(k) = self.keys.get_mut(&key[..]) else {
+    /// Ends the attempt in progress of the key in `slot` (cut off by
+    /// `--within` when `cut`) and feeds again what it gives back, until one
+    /// can go on.
+    fn cut(&mut self, slot: u32, cut: bool, out: &mut Emitted) {
+        let Some(k) = self.keys.get_mut(slot) else {
             return;
         };
-        let mut attempt = std::mem::take(&mut k.attempt);
+        let mut attempt = std::mem::take(&mut k.value.attempt);
         if attempt.elems.is_empty() {
-            self.put_back(key, attempt, None, false);
+            self.put_back(slot, attempt, None, false);
             return;
         }
         // The deadline is taken off the set by the caller (or is none).
         self.open -= 1;
-        let rest = self.end_attempt(key, &mut attempt, cut, out);
-        self.put_back(key, attempt, None, false);
-        for e in rest {
-            self.feed(key, e, false, out);
+        let mut rest = self.end_attempt(slot, &mut attempt, cut, out).into_iter();
+        match rest.next() {
+            None => self.put_back(slot, attempt, None, false),
+            Some(first) => {
+                // The key stays held (with no attempt) while they are fed.
+                self.keys.held(slot).value.attempt = attempt;
+                self.feed(slot, first, rest.collect(), false, out);
+            }
         }
     }
 
     fn apply_event(&mut self, key: &[u8], time: i64, mask: u64, text: &[u8]) {
         let seq = self.next;
         self.next += 1;
-        let (key, elem) = self.take_in(key, time, mask, text, 1);
+        let (slot, elem) = self.take_in(key, time, mask, text, 1);
         self.buffered.push(Buffered {
             at: (time, seq),
-            key,
+            slot,
             elem,
         });
     }
 
-    /// An event of `key` as an element, its key held (and counted among
-    /// the key's `buffered` ones by `buffered`, 0 or 1).
+    /// An event of `key` as an element, and the key's slot, held (the
+    /// event counted among the key's `buffered` ones by `buffered`, 0 or 1).
     fn take_in(
         &mut self,
         key: &[u8],
@@ -430,30 +436,19 @@ impl PatternStage {
         mask: u64,
         text: &[u8],
         buffered: usize,
-    ) -> (Rc<[u8]>, Elem) {
-        let shared = match self.keys.entry_ref(key) {
-            EntryRef::Occupied(mut o) => {
-                o.get_mut().buffered += buffered;
-                Rc::clone(o.key())
-            }
-            EntryRef::Vacant(v) => {
-                self.bytes += key.len() as u64;
-                let k: Rc<[u8]> = Rc::from(key);
-                let state = KeyState {
-                    buffered,
-                    ..Default::default()
-                };
-                v.insert_with_key(Rc::clone(&k), state);
-                k
-            }
-        };
+    ) -> (u32, Elem) {
+        let (slot, new) = self.keys.find_or_insert(key, KeyState::default);
+        self.keys.held(slot).value.buffered += buffered;
+        if new {
+            self.bytes += key.len() as u64;
+        }
         self.bytes += text.len() as u64 + ELEM_OVERHEAD;
         let elem = Elem {
             time,
             mask,
             text: text.into(),
         };
-        (shared, elem)
+        (slot, elem)
     }
 }
 
@@ -577,22 +572,24 @@ impl StatefulStage for PatternStage {
     fn finish(&mut self, out: &mut Emitted) {
         self.advance(i64::MAX, out);
         // Events at i64::MAX itself.
-        while let Some(Buffered { key, elem, .. }) = self.buffered.pop() {
-            self.feed(&key, elem, true, out);
+        while let Some(Buffered { slot, elem, .. }) = self.buffered.pop() {
+            self.feed(slot, elem, Vec::new(), true, out);
         }
         // The end of input passes every bound: what is left ends, in key order.
-        let mut keys: Vec<Rc<[u8]>> = self.keys.keys().cloned().collect();
+        let mut keys: Vec<(Rc<[u8]>, u32)> = (self.keys.iter())
+            .map(|(i, s)| (Rc::clone(&s.key), i))
+            .collect();
         keys.sort();
-        for key in keys {
+        for (key, slot) in keys {
             loop {
                 let open = self
                     .keys
-                    .get(&key[..])
-                    .is_some_and(|k| !k.attempt.elems.is_empty());
+                    .get(slot)
+                    .is_some_and(|k| Rc::ptr_eq(&k.key, &key) && !k.value.attempt.elems.is_empty());
                 if !open {
                     break;
                 }
-                self.cut(&key, true, out);
+                self.cut(slot, true, out);
             }
         }
         self.deadlines.clear();
@@ -602,16 +599,18 @@ impl StatefulStage for PatternStage {
     fn snapshot(&self) -> Json {
         let text = |b: &[u8]| Json::String(String::from_utf8_lossy(b).into_owned());
         let elem = |e: &Elem| json!([e.time, e.mask, text(&e.text)]);
-        let mut keys: Vec<(&Rc<[u8]>, &KeyState)> = self
-            .keys
-            .iter()
+        let mut keys: Vec<(&Rc<[u8]>, &KeyState)> = (self.keys.iter())
+            .map(|(_, s)| (&s.key, &s.value))
             .filter(|(_, k)| !k.attempt.elems.is_empty())
             .collect();
         keys.sort_by(|a, b| a.0.cmp(b.0));
         let mut waiting: Vec<&Buffered> = self.buffered.iter().collect();
         waiting.sort_by_key(|b| b.at);
         let buffered: Vec<Json> = (waiting.iter())
-            .map(|b| json!([b.at.1, text(&b.key), elem(&b.elem)]))
+            .map(|b| {
+                let key = &self.keys.get(b.slot).expect("a held key").key;
+                json!([b.at.1, text(key), elem(&b.elem)])
+            })
             .collect();
         let c = &self.counters;
         json!({
@@ -675,8 +674,8 @@ impl StatefulStage for PatternStage {
         let mut none = Emitted::default();
         for (key, elems) in attempts {
             for e in elems {
-                let (k, e) = self.take_in(key.as_bytes(), e.time, e.mask, &e.text, 0);
-                self.feed(&k, e, false, &mut none);
+                let (slot, e) = self.take_in(key.as_bytes(), e.time, e.mask, &e.text, 0);
+                self.feed(slot, e, Vec::new(), false, &mut none);
             }
         }
         for (seq, key, e) in buffered {

@@ -140,6 +140,9 @@ pub fn event_time(v: &Val) -> Result<i64, String> {
     match v {
         Val::Num(n) => number_time(n).map_err(|why| format!("time {} {why}", shown(v))),
         Val::TStr(bytes) | Val::BStr(bytes) => {
+            if let Some(ms) = utc_time(bytes) {
+                return Ok(ms);
+            }
             let text = std::str::from_utf8(bytes).unwrap_or("");
             match text.parse::<Timestamp>() {
                 // Floor, not `as_millisecond`, which truncates toward zero
@@ -168,15 +171,116 @@ pub fn event_time(v: &Val) -> Result<i64, String> {
 /// string with escapes (then jaq's value gives the answer and the message).
 pub fn time_of_text(text: &[u8], kind: crate::json::Kind) -> Option<i64> {
     use crate::json::Kind;
+    if kind == Kind::Int
+        && let Some(ms) = int_time(text)
+    {
+        return Some(ms);
+    }
     let text = std::str::from_utf8(text).ok()?;
     match kind {
         Kind::Int | Kind::Dec => text_time(text).ok(),
         Kind::Str => {
-            let ts: Timestamp = text[1..text.len() - 1].parse().ok()?;
+            let text = &text[1..text.len() - 1];
+            if let Some(ms) = utc_time(text.as_bytes()) {
+                return Some(ms);
+            }
+            let ts: Timestamp = text.parse().ok()?;
             Some(ts.as_nanosecond().div_euclid(1_000_000) as i64)
         }
         _ => None,
     }
+}
+
+/// The milliseconds of the usual spelling of a UTC time,
+/// `YYYY-MM-DDTHH:MM:SS[.FFFFFFFFF]Z`, read without a general parser (once
+/// per event); `None` for any other text, which jiff's parser answers (the
+/// same for this spelling: a unit test compares them).
+fn utc_time(t: &[u8]) -> Option<i64> {
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = t.get(range)?;
+        digits.iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    if t.len() < 20
+        || t[4] != b'-'
+        || t[7] != b'-'
+        || t[10] != b'T'
+        || t[13] != b':'
+        || t[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    // A leap second (:60) is left to jiff.
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let millis = match &t[19..] {
+        b"Z" => 0,
+        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
+            let digits = num(20..20 + fraction.len())?;
+            // The first three digits: whole milliseconds, rounded down.
+            digits / 10i64.pow(fraction.len().saturating_sub(3) as u32)
+                * 10i64.pow(3u32.saturating_sub(fraction.len() as u32))
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a civil date (the proleptic Gregorian
+    // calendar's usual arithmetic, counting years from March).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let ms = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1_000 + millis;
+    // jiff's range (a day short of year 9999's end, for offsets).
+    Timestamp::from_millisecond(ms).ok().map(|_| ms)
+}
+
+/// `text_time` of an integer's text of at most 18 digits, without making
+/// a decimal of it (the usual epoch time, once per event); `None` for
+/// anything else, which `text_time` answers.
+fn int_time(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Digits without leading zeros decide the unit, as in `text_time`.
+    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
+    let magnitude = digits.len() - zeros;
+    if magnitude > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &b in &digits[zeros..] {
+        value = value * 10 + i64::from(b - b'0');
+    }
+    let value = if negative { -value } else { value };
+    let ms = match magnitude {
+        18.. => value.div_euclid(1_000_000),
+        15.. => value.div_euclid(1_000),
+        12.. => value,
+        _ => value * 1_000,
+    };
+    Timestamp::from_millisecond(ms).ok().map(|_| ms)
 }
 
 /// Milliseconds of a numeric event time, else why not. Every kind of number
@@ -358,6 +462,118 @@ pub fn windows_containing(spec: &WindowSpec, t: i64) -> Vec<(i64, i64)> {
 mod tests {
     use super::*;
     use std::rc::Rc;
+
+    #[test]
+    fn utc_times_are_read_as_jiff_reads_them() {
+        let jiff = |t: &str| {
+            t.parse::<Timestamp>()
+                .ok()
+                .map(|ts| ts.as_nanosecond().div_euclid(1_000_000) as i64)
+        };
+        let mut texts: Vec<String> = [
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "2000-02-29T12:00:00.5Z",
+            "1900-02-29T12:00:00Z",
+            "2024-02-30T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-01T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T23:59:60Z",
+            "2024-01-01T23:59:59.Z",
+            "2024-01-01T23:59:59.1234567890Z",
+            "2024-01-01T23:59:59z",
+            "2024-01-01 23:59:59Z",
+            "2024-01-01T23:59:59+02:00",
+            "2024-01-01T23:59:59",
+            "+2024-01-01T23:59:59Z",
+            "2024-1-01T23:59:59Z",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..20_000 {
+            let fraction = match next(5) {
+                0 => String::new(),
+                k => format!(".{:0width$}", next(10u64.pow(9)), width = 9)
+                    [..1 + 2 * k as usize - 1]
+                    .to_string(),
+            };
+            texts.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+                next(10_000),
+                next(14),
+                next(33),
+                next(25),
+                next(61),
+                next(61)
+            ));
+        }
+        for t in &texts {
+            let fast = utc_time(t.as_bytes());
+            if fast.is_some() {
+                assert_eq!(fast, jiff(t), "{t}");
+            }
+            assert_eq!(event_time(&Val::utf8_str(t.clone())).ok(), jiff(t), "{t}");
+        }
+        // The usual spelling is always read without jiff.
+        let usual = |t: &&String| jiff(t).is_some() && &t[17..19] != "60";
+        assert!(
+            texts[21..]
+                .iter()
+                .filter(usual)
+                .all(|t| utc_time(t.as_bytes()).is_some())
+        );
+    }
+
+    #[test]
+    fn integer_times_are_read_as_their_decimal_text_is() {
+        let mut texts: Vec<String> = ["0", "-0", "007", "-1", "1", "999999999999999999"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Every length of digits, both signs, at the edges of each unit and
+        // of the range of years, and with leading zeros.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for len in 1..=18u32 {
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = x % 10u64.pow(len);
+                texts.push(n.to_string());
+                texts.push(format!("-{n}"));
+                texts.push(format!("00{n}"));
+            }
+            let edge = 10u64.pow(len);
+            texts.push((edge - 1).to_string());
+            texts.push(format!("-{}", edge - 1));
+        }
+        for ms in [
+            253_402_300_799_999i64,
+            253_402_300_800_000,
+            -377_705_116_800_000,
+            -377_705_116_800_001,
+        ] {
+            texts.push(ms.to_string());
+        }
+        for t in &texts {
+            assert_eq!(int_time(t.as_bytes()), text_time(t).ok(), "{t}");
+        }
+        assert_eq!(int_time(b"1234567890123456789"), None);
+        assert_eq!(int_time(b"1.5"), None);
+    }
 
     fn int(n: isize) -> Val {
         Val::Num(Num::Int(n))
