@@ -140,27 +140,51 @@ pub fn partitions(
         let metadata = consumer
             .fetch_metadata(Some(topic), wait)
             .map_err(|e| unreachable_broker(&name, &address.brokers, wait, &e.to_string()))?;
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(format!("{name}: topic {topic} does not exist"));
-        };
-        if let Some(error) = found.error() {
-            let error = rdkafka::types::RDKafkaErrorCode::from(error);
-            return Err(match error {
-                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
-                | rdkafka::types::RDKafkaErrorCode::UnknownTopic => {
-                    format!("{name}: topic {topic} does not exist")
-                }
-                other => format!("{name}: topic {topic}: {other}"),
-            });
-        }
-        if found.partitions().is_empty() {
-            return Err(format!("{name}: topic {topic} does not exist"));
-        }
-        let mut numbers: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-        numbers.sort_unstable();
+        let numbers = topic_partitions(&metadata, &name, topic)?;
         partitions.extend(numbers.into_iter().map(|p| (topic.clone(), p)));
     }
     Ok(partitions)
+}
+
+/// The partitions of `topic` in the brokers' answer `metadata`, in order;
+/// the error, for a topic that does not exist (or that the brokers refuse
+/// to describe), names the input or output `name`. The one check of the
+/// Kafka input and output alike.
+#[cfg(feature = "kafka")]
+pub fn topic_partitions(
+    metadata: &rdkafka::metadata::Metadata,
+    name: &str,
+    topic: &str,
+) -> Result<Vec<i32>, String> {
+    use rdkafka::types::RDKafkaErrorCode;
+    let missing = || format!("{name}: topic {topic} does not exist");
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(missing());
+    };
+    if let Some(error) = found.error() {
+        return Err(match RDKafkaErrorCode::from(error) {
+            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => missing(),
+            other => format!("{name}: topic {topic}: {}", describe(other)),
+        });
+    }
+    if found.partitions().is_empty() {
+        return Err(missing());
+    }
+    let mut numbers: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// A librdkafka error code as evq says it: its description alone
+/// (`Local: Message timed out`, not `MessageTimedOut (Local: Message timed
+/// out)`).
+#[cfg(feature = "kafka")]
+pub fn describe(code: rdkafka::types::RDKafkaErrorCode) -> String {
+    let text = code.to_string();
+    match (text.find(" ("), text.ends_with(')')) {
+        (Some(at), true) => text[at + 2..text.len() - 1].to_string(),
+        _ => text,
+    }
 }
 
 /// The message for brokers that did not answer.

@@ -9,7 +9,7 @@
 
 use super::Sink;
 use crate::jq::Program;
-use crate::kafka::Address;
+use crate::kafka::{Address, describe};
 use jaq_json::Val;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -191,26 +191,9 @@ impl KafkaSink {
             let reports = self.producer.context();
             match metadata {
                 Ok(metadata) => {
-                    let found = metadata.topics().iter().find(|t| t.name() == self.topic);
-                    let error = found
-                        .map_or(Some(RDKafkaErrorCode::UnknownTopicOrPartition), |t| {
-                            t.error().map(RDKafkaErrorCode::from)
-                        });
-                    return match error {
-                        None if found.is_some_and(|t| !t.partitions().is_empty()) => Ok(()),
-                        None
-                        | Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-                        | Some(RDKafkaErrorCode::UnknownTopic) => Err(OpenError::Broker(format!(
-                            "{}: topic {} does not exist",
-                            self.name, self.topic
-                        ))),
-                        Some(code) => Err(OpenError::Broker(format!(
-                            "{}: topic {}: {}",
-                            self.name,
-                            self.topic,
-                            describe(code)
-                        ))),
-                    };
+                    return crate::kafka::topic_partitions(&metadata, &self.name, &self.topic)
+                        .map(|_| ())
+                        .map_err(OpenError::Broker);
                 }
                 Err(e) => {
                     let code = e.rdkafka_error_code();
@@ -596,16 +579,6 @@ fn shorten(text: &str) -> String {
     match text.char_indices().nth(200) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
-    }
-}
-
-/// A librdkafka error code as its description (`Local: Message timed out`).
-fn describe(code: RDKafkaErrorCode) -> String {
-    // Displayed as `MessageTimedOut (Local: Message timed out)`.
-    let text = code.to_string();
-    match (text.find(" ("), text.ends_with(')')) {
-        (Some(at), true) => text[at + 2..text.len() - 1].to_string(),
-        _ => text,
     }
 }
 
