@@ -129,7 +129,7 @@ fn no_line_is_lost_when_killed_at_any_moment() {
     let dir = common::tempdir();
     let input = dir.path().join("in.ndjson");
     let mut text = String::new();
-    for i in 0..200_000 {
+    for i in 0..800_000 {
         text.push_str(&format!(
             "{{\"i\":{i},\"pad\":\"{}\"}}\n",
             "x".repeat(i % 50)
@@ -151,6 +151,7 @@ fn no_line_is_lost_when_killed_at_any_moment() {
         runs += 1;
         assert!(runs < 60, "no run completed");
         let out = dir.path().join(format!("out-{runs}.ndjson"));
+        let mark = common::saved_mark(&checkpoint);
         let mut child = common::evq()
             .current_dir(dir.path())
             .args([
@@ -174,15 +175,23 @@ fn no_line_is_lost_when_killed_at_any_moment() {
         // build, other tests running) some runs still get past a checkpoint
         // before they are killed.
         let delay = Duration::from_millis((5 + seed % 120) * (1 + runs / 4) * slow);
+        // The first six runs are given their delay once they have saved a
+        // checkpoint of their own, so that some kills fall after a save
+        // however fast the machine is; later runs may die before theirs.
+        let saving = if runs <= 6 {
+            common::wait_for_save(&mut child, &checkpoint, mark, Duration::from_secs(60))
+        } else {
+            None
+        };
         // After 20 runs, once some run has saved a checkpoint, one may complete.
-        let completed = match common::wait_timeout(
-            &mut child,
-            if runs > 20 && checkpoint.exists() {
-                Duration::from_secs(60)
-            } else {
-                delay
-            },
-        ) {
+        let waited = match saving {
+            Some(status) => Some(status),
+            None if runs > 20 && checkpoint.exists() => {
+                common::wait_timeout(&mut child, Duration::from_secs(60))
+            }
+            None => common::wait_timeout(&mut child, delay),
+        };
+        let completed = match waited {
             Some(status) => status.success(),
             None => {
                 let _ = child.kill(); // SIGKILL

@@ -122,6 +122,37 @@ pub fn wait_timeout(
     }
 }
 
+/// Which checkpoint file is at `path` (`None`: none): a save replaces the
+/// file (a new inode, length or modification time).
+pub fn saved_mark(path: &Path) -> Option<(u64, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.modified().ok()?))
+}
+
+/// Waits until `child` has saved a checkpoint at `path` other than `before`
+/// (see `saved_mark`), exited, or `limit` has passed: its exit status if
+/// it exited. A kill after it tests resuming from what this run saved,
+/// however fast or slow the machine is.
+pub fn wait_for_save(
+    child: &mut std::process::Child,
+    path: &Path,
+    before: Option<(u64, u64, std::time::SystemTime)>,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        let now = saved_mark(path);
+        if (now.is_some() && now != before) || std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Collects a spawned child's standard output and error (both piped) while
 /// waiting at most `limit` for it to exit; a child still running then is
 /// killed, and the status is `None`.
@@ -200,10 +231,13 @@ pub struct Crashes {
 
 /// Crash and resume: runs `args` in `dir` with `--checkpoint ck.json
 /// --checkpoint-every 50ms --stats=json`, kills it with SIGKILL after a
-/// seeded random delay (at least `least` ms; up to a quarter of `clean`, a
-/// clean run's time, for the first six runs, then more: a run restores the
-/// state and saves it again, slow in a debug build), and reruns it until a
-/// run completes (exit 0). Each complete line of each run goes to
+/// seeded random delay (up to a quarter of `clean`, a clean run's time, for
+/// the first six runs, then more), and reruns it until a run completes
+/// (exit 0). Each of the first six runs is given its delay only once it has
+/// saved a checkpoint of its own, so that kills test resuming whether the
+/// machine is faster or busier than when `clean` was measured; later runs
+/// wait at least `least` ms (a run restores the state and saves it again,
+/// slow in a debug build) and may be killed before their first save. Each complete line of each run goes to
 /// `check(run, line)`. At least three runs must have been killed, two of
 /// them after saving a checkpoint (whose state the next run took over).
 pub fn kill_9_until_done(
@@ -225,6 +259,7 @@ pub fn kill_9_until_done(
         let out = dir.join(format!("out-{runs}.ndjson"));
         let err = dir.join(format!("err-{runs}.txt"));
         let saved_before = std::fs::read(&checkpoint).ok();
+        let mark = saved_mark(&checkpoint);
         let mut child = evq()
             .current_dir(dir)
             .args(["--stats=json", "--checkpoint", "ck.json"])
@@ -239,8 +274,22 @@ pub fn kill_9_until_done(
             7..=15 => span * 4 / 5,
             _ => span * 3,
         };
-        let delay = std::time::Duration::from_millis(least + rng.below(most));
-        let status = wait_timeout(&mut child, delay);
+        let random = std::time::Duration::from_millis(rng.below(most));
+        let status = if runs <= 6 {
+            // Past its save, a run is past restoring the state: `least`
+            // is not needed.
+            match wait_for_save(
+                &mut child,
+                &checkpoint,
+                mark,
+                std::time::Duration::from_secs(60),
+            ) {
+                Some(status) => Some(status),
+                None => wait_timeout(&mut child, random),
+            }
+        } else {
+            wait_timeout(&mut child, std::time::Duration::from_millis(least) + random)
+        };
         if status.is_none() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();

@@ -58,7 +58,7 @@ const JOIN: &[&str] = &[
 #[test]
 fn join_state_survives_kill_9() {
     let dir = common::tempdir();
-    let events = 60_000;
+    let events = 200_000;
     std::fs::write(dir.path().join("left.ndjson"), side(events, 400, 7, "L")).unwrap();
     std::fs::write(dir.path().join("right.ndjson"), side(events, 400, 8, "R")).unwrap();
     let started = Instant::now();

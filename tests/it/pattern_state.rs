@@ -60,7 +60,7 @@ const PATTERN: &[&str] = &[
 #[test]
 fn pattern_state_survives_kill_9() {
     let dir = common::tempdir();
-    let events = 100_000;
+    let events = 250_000;
     std::fs::write(dir.path().join("in.ndjson"), logins(events, 300, 7)).unwrap();
     let started = Instant::now();
     let clean = run_in(dir.path(), &[PATTERN, &["in.ndjson"]].concat());
