@@ -110,15 +110,26 @@ pub fn wait_timeout(
     child: &mut std::process::Child,
     limit: std::time::Duration,
 ) -> Option<std::process::ExitStatus> {
+    wait_unless(child, limit, 5, || false)
+}
+
+/// Waits for `child` to exit, at most `limit` and while `done()` (asked
+/// every `poll_ms`) is false: its exit status if it exited.
+fn wait_unless(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    poll_ms: u64,
+    mut done: impl FnMut() -> bool,
+) -> Option<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return Some(status);
         }
-        if std::time::Instant::now() >= deadline {
+        if done() || std::time::Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(std::time::Duration::from_millis(poll_ms));
     }
 }
 
@@ -140,17 +151,10 @@ pub fn wait_for_save(
     before: Option<(u64, u64, std::time::SystemTime)>,
     limit: std::time::Duration,
 ) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
+    wait_unless(child, limit, 2, || {
         let now = saved_mark(path);
-        if (now.is_some() && now != before) || std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+        now.is_some() && now != before
+    })
 }
 
 /// Collects a spawned child's standard output and error (both piped) while
