@@ -84,7 +84,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -410,19 +409,13 @@ def main() -> int:
     input_path = ensure_events(args.events, args.keys, bench_dir)
     in_bytes, in_events = bench.scan_input(input_path)
     duck_python, duck_version = find_duckdb_python(bench_dir)
-    if args.evq:
-        evq = args.evq.resolve()
-        if not os.access(evq, os.X_OK):
-            die(f"--evq {args.evq}: not an executable", 2)
-    else:
-        evq = bench.build_evq()
+    evq = bench.chosen_evq(args.evq, "aggregate.py")
     evq_version = bench.capture([str(evq), "--version"])
 
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     print("# evq aggregation vs DuckDB\n")
     print(f"- command: `{shlex.join(['python3', 'benches/aggregate.py', *sys.argv[1:]])}`")
-    print(f"- machine: {nproc} CPUs available, {bench.cpu_model()}, {platform.system()} {platform.release()}; {now}")
+    print(f"- machine: {bench.machine()}; {now}")
     print(f"- evq: {evq_version}, default threads; DuckDB {duck_version} (Python package), default threads, "
           f"reader `{'read_ndjson_auto' if args.reader == 'auto' else 'read_json(columns = ...)'}`")
     print(f"- input: {input_path.name} — {in_events} events, {in_bytes / 1e6:.1f} MB "

@@ -97,7 +97,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
 import shlex
 import resource
 import shutil
@@ -498,19 +497,13 @@ def main() -> int:
     in_bytes, in_events = bench.scan_input(input_path)
     py = find_client_python(bench_dir)
     tansu = tansu_path(py)
-    if args.evq:
-        evq = args.evq.resolve()
-        if not os.access(evq, os.X_OK):
-            die(f"--evq {args.evq}: not an executable", 2)
-    else:
-        evq = bench.build_evq()
+    evq = bench.chosen_evq(args.evq, "kafka.py")
     evq_version = bench.capture([str(evq), "--version"])
 
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     print("# evq over Kafka: a topic against a file and against a consumer piped into evq\n")
     print(f"- command: `{shlex.join(['python3', 'benches/kafka.py', *sys.argv[1:]])}`")
-    print(f"- machine: {nproc} CPUs available, {bench.cpu_model()}, {platform.system()} {platform.release()}; {now}")
+    print(f"- machine: {bench.machine()}; {now}")
     print(f"- load average (1, 5, 15 min) at the start: {loadavg()}")
     print(f"- evq: {evq_version}, default threads; clients: {client_versions(py)}; "
           f"broker: {bench.capture([tansu, '--version'])}, memory storage, loopback")

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -151,15 +150,14 @@ def main() -> int:
     events = aggregate.ensure_events(args.events, args.rows, bench_dir)
     users = ensure_users(args.rows, bench_dir)
     duck_python, duck_version = aggregate.find_duckdb_python(bench_dir)
-    evq = args.evq.resolve() if args.evq else bench.build_evq()
+    evq = bench.chosen_evq(args.evq, "lookup.py")
     evq_version = bench.capture([str(evq), "--version"])
     in_bytes, in_events = bench.scan_input(events)
 
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     print("# evq --lookup vs DuckDB LEFT JOIN\n")
     print(f"- command: `{shlex.join(['python3', 'benches/lookup.py', *sys.argv[1:]])}`")
-    print(f"- machine: {nproc} CPUs available, {bench.cpu_model()}, {platform.system()} {platform.release()}; {now}")
+    print(f"- machine: {bench.machine()}; {now}")
     print(f"- evq: {evq_version}, default threads; DuckDB {duck_version} (Python package), default threads")
     print(f"- input: {events.name} — {in_events} events, {in_bytes / 1e6:.1f} MB; "
           f"table: {users.name} — {args.rows} rows, {users.stat().st_size / 1e6:.1f} MB")

@@ -147,6 +147,25 @@ def build_evq() -> Path:
     return Path(exe)
 
 
+def chosen_evq(given: Path | None, script: str) -> Path:
+    """The evq a benchmark measures: `--evq PATH` when given (exit 2, named
+    by `script`, when it is not an executable), else a fresh release build."""
+    if given is None:
+        return build_evq()
+    evq = given.resolve()
+    if not os.access(evq, os.X_OK):
+        print(f"{script}: --evq {given}: not an executable", file=sys.stderr)
+        sys.exit(2)
+    return evq
+
+
+def machine() -> str:
+    """The machine, for a report's header: CPUs available to this process,
+    their model, the operating system."""
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{nproc} CPUs available, {cpu_model()}, {platform.system()} {platform.release()}"
+
+
 def find_tool(name: str) -> str | None:
     path = os.environ.get("PATH", "")
     cargo_bin = str(Path.home() / ".cargo" / "bin")
@@ -399,12 +418,7 @@ def main() -> int:
     in_bytes, in_events = scan_input(input_path)
 
     # Tools
-    if args.evq:
-        evq = args.evq.resolve()
-        if not os.access(evq, os.X_OK):
-            die(f"--evq {args.evq}: not an executable", 2)
-    else:
-        evq = build_evq()
+    evq = chosen_evq(args.evq, "run.py")
     evq_help = capture([str(evq), "--help"])
     evq_version = capture([str(evq), "--version"])
     supports_threads = "--threads" in evq_help
@@ -434,7 +448,6 @@ def main() -> int:
             log(notes[-1])
 
     # Header
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     script = os.path.relpath(Path(__file__).resolve(), Path.cwd())
     if script.startswith(".."):
         script = str(Path(__file__).resolve())
@@ -444,7 +457,7 @@ def main() -> int:
     print("# evq benchmark\n")
     print(f"- reproduce: `{reproduce}`")
     print(f"- date: {now}")
-    print(f"- machine: {nproc} CPUs available (nproc), {cpu_model()}, {platform.system()} {platform.release()}")
+    print(f"- machine: {machine()}")
     print(f"- evq: {evq_version} ({evq}), threads: {threads_note}")
     for name, _ in tools[1:]:
         print(f"- {name}: {versions[name]}")
