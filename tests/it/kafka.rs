@@ -548,15 +548,15 @@ fn a_topic_is_read_to_its_end_once_in_partition_order() {
         .map(|i| json!({"value": value(i), "partition": i % 4}))
         .collect();
     b.produce(&topic, &messages);
-    let mut expected: Vec<String> = (0..400)
-        .flat_map(|i| {
-            if i == 6 {
-                three.clone()
-            } else {
-                vec![event(i)]
-            }
-        })
-        .collect();
+    // The events message i holds.
+    let events_of = |i: usize| {
+        if i == 6 {
+            three.clone()
+        } else {
+            vec![event(i)]
+        }
+    };
+    let mut expected: Vec<String> = (0..400).flat_map(events_of).collect();
 
     let dir = common::tempdir();
     let url = b.url(&topic);
@@ -588,13 +588,7 @@ fn a_topic_is_read_to_its_end_once_in_partition_order() {
     for (p, got) in &by_partition {
         let want: Vec<String> = (0..400)
             .filter(|i| (i % 4) as i64 == *p)
-            .flat_map(|i| {
-                if i == 6 {
-                    three.clone()
-                } else {
-                    vec![event(i)]
-                }
-            })
+            .flat_map(events_of)
             .collect();
         assert_eq!(got, &want, "partition {p} out of order");
     }
