@@ -7,17 +7,29 @@ use super::position::Position;
 use std::io;
 use std::sync::Mutex;
 
-/// Buffers handed back after use, so that batches and their output reuse
-/// memory that is already mapped instead of faulting in fresh pages.
-#[derive(Default)]
-pub struct Pool(Mutex<Vec<Vec<u8>>>);
+/// Buffers handed back after use, so that batches and their output (and a
+/// keyed stage's extractions: `stage::extract`) reuse memory that is
+/// already mapped instead of faulting in fresh pages.
+pub struct Pool<T = Vec<u8>>(Mutex<Vec<T>>);
 
-impl Pool {
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl<T> Pool<T> {
+    pub const fn new() -> Self {
+        Pool(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Default> Pool<T> {
     /// Buffers kept at most; more are freed.
     const KEEP: usize = 64;
 
     /// A buffer, recycled when one is free: not necessarily empty.
-    pub fn take(&self) -> Vec<u8> {
+    pub fn take(&self) -> T {
         self.0
             .lock()
             .map(|mut bufs| bufs.pop())
@@ -27,7 +39,7 @@ impl Pool {
     }
 
     /// Takes `buf` back; its contents stay (readers overwrite, writers clear).
-    pub fn give(&self, buf: Vec<u8>) {
+    pub fn give(&self, buf: T) {
         if let Ok(mut bufs) = self.0.lock()
             && bufs.len() < Self::KEEP
         {

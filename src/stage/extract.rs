@@ -8,6 +8,7 @@
 //! A key is the JSON text of the key's value as jaq writes it, with object
 //! keys sorted: two keys are the same key when their texts are equal.
 
+use crate::source::Pool;
 use jaq_json::{Num, Val};
 
 /// The extractions of one batch, in input order, in three flat buffers.
@@ -85,29 +86,18 @@ pub struct Mark {
 /// Extractions' buffers freed by the owner, for the workers' next batches:
 /// a batch's buffers grow to hundreds of kilobytes, and fresh ones would
 /// cost the kernel's zeroing of new pages on every batch.
-static SPARE: std::sync::Mutex<Vec<Extracts>> = std::sync::Mutex::new(Vec::new());
-
-/// Spare buffers kept at most; more are freed.
-const KEEP: usize = 64;
+static SPARE: Pool<Extracts> = Pool::new();
 
 impl Extracts {
     /// Empty buffers, recycled when some are spare.
     pub fn recycled() -> Extracts {
-        SPARE
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.pop())
-            .unwrap_or_default()
+        SPARE.take()
     }
 
-    /// Gives the buffers back once applied (see `recycled`).
+    /// Gives the buffers back, emptied, once applied (see `recycled`).
     pub fn recycle(mut self) {
         self.clear();
-        if let Ok(mut spare) = SPARE.lock()
-            && spare.len() < KEEP
-        {
-            spare.push(self);
-        }
+        SPARE.give(self);
     }
 
     pub fn clear(&mut self) {
