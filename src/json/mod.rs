@@ -118,16 +118,15 @@ impl Fields {
 /// Checks that `line` is exactly one JSON value.
 pub fn validate(line: &[u8]) -> Result<(), Error> {
     let mut s = Scanner::new(line);
-    s.skip_value(0)?;
-    s.end()
+    let r = s.skip_value(0).and_then(|()| s.end());
+    s.finish(r)
 }
 
 /// Parses `line` into a jaq value.
 pub fn parse(line: &[u8]) -> Result<Val, Error> {
     let mut s = Scanner::new(line);
-    let v = s.value(0)?;
-    s.end()?;
-    Ok(v)
+    let r = s.value(0).and_then(|v| s.end().map(|()| v));
+    s.finish(r)
 }
 
 /// Parses every JSON value in `text` (as jq reads a data file: values one
@@ -136,7 +135,8 @@ pub fn parse_all(text: &[u8]) -> Result<Vec<Val>, Error> {
     let mut s = Scanner::new(text);
     let mut values = Vec::new();
     while s.peek().is_some() {
-        values.push(s.value(0)?);
+        let r = s.value(0);
+        values.push(s.finish(r)?);
     }
     Ok(values)
 }
@@ -145,9 +145,8 @@ pub fn parse_all(text: &[u8]) -> Result<Vec<Val>, Error> {
 /// objects on the way keep only those keys; anything else is built whole.
 pub fn project(line: &[u8], fields: &Fields) -> Result<Val, Error> {
     let mut s = Scanner::new(line);
-    let v = s.project(fields, 0)?;
-    s.end()?;
-    Ok(v)
+    let r = s.project(fields, 0).and_then(|v| s.end().map(|()| v));
+    s.finish(r)
 }
 
 /// The keys of a line that direct evaluation (`crate::jq::direct`) reads: a tree
@@ -225,17 +224,17 @@ pub fn locate(
     s.ws();
     let start = s.i;
     let kind = if s.peek() == Some(b'{') && !keys.keys.is_empty() {
-        s.locate(keys, slots, 0)?;
-        Kind::Object
+        s.locate(keys, slots, 0).map(|()| Kind::Object)
     } else {
-        s.token(0)?
+        s.token(0)
     };
+    let r = kind.and_then(|kind| s.end().map(|()| kind));
+    let kind = s.finish(r)?;
     let root = Token {
         kind,
         start,
         end: s.i,
     };
-    s.end()?;
     Ok(Located {
         root,
         canonical: s.canonical,
@@ -397,9 +396,17 @@ struct Scanner<'a> {
     repeated_key: bool,
     /// Nothing seen so far that jaq would spell differently (see `Located`).
     canonical: bool,
+    /// Why the scan stopped (with `Err(Stop)`).
+    error: Option<Error>,
 }
 
-type R<T> = Result<T, Error>;
+/// The scan stopped at an error, which is in `Scanner::error`. Results carry
+/// only this empty marker so that they fit in registers: with the error in
+/// them, every result went through memory, and a string's span or a skipped
+/// number was copied back with loads that stalled.
+struct Stop;
+
+type R<T> = Result<T, Stop>;
 
 impl<'a> Scanner<'a> {
     fn new(s: &'a [u8]) -> Scanner<'a> {
@@ -409,14 +416,22 @@ impl<'a> Scanner<'a> {
             check_keys: false,
             repeated_key: false,
             canonical: true,
+            error: None,
         }
     }
 
-    fn err<T>(&self, reason: &'static str) -> R<T> {
-        Err(Error::Syntax {
+    /// The error a scan stopped at, for the public functions.
+    fn finish<T>(&mut self, r: R<T>) -> Result<T, Error> {
+        r.map_err(|Stop| self.error.take().expect("an error is recorded"))
+    }
+
+    #[cold]
+    fn err<T>(&mut self, reason: &'static str) -> R<T> {
+        self.error = Some(Error::Syntax {
             offset: self.i.min(self.s.len().saturating_sub(1)),
             reason,
-        })
+        });
+        Err(Stop)
     }
 
     #[inline]
@@ -772,33 +787,34 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         let start = self.i;
         let end = special_at(self.s, start);
-        if self.s.get(end) == Some(&b'"') {
+        // The span is built here from registers on both paths: merging two
+        // spans written to memory made the caller's copy of it a load that
+        // store forwarding cannot serve (a stall on every string).
+        let escaped = if self.s.get(end) == Some(&b'"') {
             self.i = end + 1;
-            return Ok(Span {
-                start,
-                end,
-                escaped: false,
-            });
-        }
-        self.i = end;
-        self.string_rest(start)
+            false
+        } else {
+            self.i = end;
+            self.string_rest()?
+        };
+        Ok(Span {
+            start,
+            end: self.i - 1,
+            escaped,
+        })
     }
 
     /// The rest of a string from its first escape, non-ASCII or bad byte at
-    /// `self.i`.
+    /// `self.i`, up to and past its closing quote: whether it held escapes.
     #[inline(never)]
-    fn string_rest(&mut self, start: usize) -> R<Span> {
+    fn string_rest(&mut self) -> R<bool> {
         let mut escaped = false;
         loop {
             match self.s.get(self.i) {
                 None => return self.err("EOF while parsing a string"),
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok(Span {
-                        start,
-                        end: self.i - 1,
-                        escaped,
-                    });
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -823,9 +839,12 @@ impl<'a> Scanner<'a> {
                 self.i += run;
                 Ok(())
             }
-            Err(e) => Err(Error::Utf8 {
-                offset: self.i + e.valid_up_to(),
-            }),
+            Err(e) => {
+                self.error = Some(Error::Utf8 {
+                    offset: self.i + e.valid_up_to(),
+                });
+                Err(Stop)
+            }
         }
     }
 
