@@ -522,7 +522,7 @@ impl Acc {
                 t.n,
                 t.ints.to_string(),
                 t.floaty,
-                t.partials,
+                t.all_partials(),
                 t.special.to_string()
             ]),
             State::Extreme(v) => v.as_ref().map_or(Json::Null, text),
@@ -563,6 +563,7 @@ impl Acc {
                     n: n.as_u64()?,
                     ints: ints.as_str()?.parse().ok()?,
                     floaty: floaty.as_bool()?,
+                    fixed: 0,
                     partials: partials
                         .as_array()?
                         .iter()
@@ -793,7 +794,10 @@ impl Quantiles {
 /// come in: merging panes gives the same bits as one pass. Integers add up
 /// in an i128 (no overflow before 2^64 values); floats keep Shewchuk's
 /// non-overlapping partials (at most a few dozen for f64), rounded once at
-/// the end like Python's `math.fsum`.
+/// the end like Python's `math.fsum`. Most floats in events (amounts,
+/// latencies: `73.41` is an integer times 2^-46) are whole multiples of
+/// 2^-64 below 2^36: those add up exactly in a fixed-point i128 instead,
+/// an integer addition where a partials update is a loop.
 #[derive(Clone, Default)]
 struct Total {
     /// values added
@@ -802,7 +806,10 @@ struct Total {
     ints: i128,
     /// whether any value was not a machine integer (float, decimal, big)
     floaty: bool,
-    /// exact sum of the finite non-integers, as non-overlapping partials
+    /// exact sum of the floats `fixed_of` takes, in units of 2^-64 (kept
+    /// below `FIXED_MAX` in magnitude; beyond it moves to the partials)
+    fixed: i128,
+    /// exact sum of the other finite non-integers, as non-overlapping partials
     partials: Vec<f64>,
     /// sum of the infinities and NaNs, kept out of the partials
     special: f64,
@@ -836,7 +843,15 @@ impl Total {
     }
 
     fn add_float(&mut self, x: f64) {
-        if x.is_finite() {
+        if let Some(f) = fixed_of(x) {
+            match self.fixed.checked_add(f) {
+                Some(sum) if sum.abs() < FIXED_MAX => self.fixed = sum,
+                _ => {
+                    let _ = add_partial(&mut self.partials, fixed_float(f));
+                    self.fold_fixed();
+                }
+            }
+        } else if x.is_finite() {
             if let Some(overflow) = add_partial(&mut self.partials, x) {
                 self.special += overflow;
             }
@@ -853,10 +868,46 @@ impl Total {
         for &p in &other.partials {
             self.add_float(p);
         }
+        match self.fixed.checked_add(other.fixed) {
+            Some(sum) if sum.abs() < FIXED_MAX => self.fixed = sum,
+            _ => {
+                let mut rest = other.fixed;
+                while rest != 0 {
+                    let f = rest as f64;
+                    let _ = add_partial(&mut self.partials, fixed_float_of(f));
+                    rest -= f as i128;
+                }
+                self.fold_fixed();
+            }
+        }
+    }
+
+    /// Moves the fixed-point sum into the partials, exactly.
+    fn fold_fixed(&mut self) {
+        let mut rest = std::mem::take(&mut self.fixed);
+        // Each step takes the next 53 bits (as for the integers in `value`).
+        while rest != 0 {
+            let f = rest as f64;
+            let _ = add_partial(&mut self.partials, fixed_float_of(f));
+            rest -= f as i128;
+        }
+    }
+
+    /// The partials with the fixed-point sum folded in: the whole exact sum
+    /// of the floats, as a checkpoint keeps it.
+    fn all_partials(&self) -> Vec<f64> {
+        let mut whole = self.clone();
+        whole.fold_fixed();
+        whole.partials
     }
 
     /// The total, rounded once.
     fn value(&self) -> f64 {
+        if self.fixed != 0 {
+            let mut whole = self.clone();
+            whole.fold_fixed();
+            return whole.value();
+        }
         if self.ints == 0 {
             // No integers to join: the partials as they are (no copy).
             let exact = round_partials(&self.partials);
@@ -881,6 +932,45 @@ impl Total {
             exact + self.special
         }
     }
+}
+
+/// The bound of `Total::fixed`: far below i128's, so that a sum converted to
+/// f64 (rounded) still converts back to an i128 exactly.
+const FIXED_MAX: i128 = 1 << 120;
+
+/// `x` in units of 2^-64 when that is a whole number below 2^100 (`x` below
+/// 2^36): most decimal data. Zeros (whose sign a sum keeps), subnormals,
+/// infinities and NaN are not taken.
+fn fixed_of(x: f64) -> Option<i128> {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 || biased == 0x7ff {
+        return None;
+    }
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    // x = ±mantissa * 2^(biased - 1075): shifted by 64, where it lands.
+    let zeros = mantissa.trailing_zeros();
+    let shift = biased - 1075 + 64 + zeros as i32;
+    let mantissa = mantissa >> zeros;
+    let width = 64 - mantissa.leading_zeros() as i32;
+    if shift < 0 || shift + width > 100 {
+        return None;
+    }
+    let units = i128::from(mantissa) << shift;
+    Some(if x < 0.0 { -units } else { units })
+}
+
+/// A fixed-point amount (units of 2^-64) as a float; exact when it has at
+/// most 53 significant bits.
+fn fixed_float(units: i128) -> f64 {
+    fixed_float_of(units as f64)
+}
+
+/// `units` (a whole number of 2^-64, as a float) scaled to its value: a
+/// power-of-two scaling, exact for anything `Total` holds.
+fn fixed_float_of(units: f64) -> f64 {
+    const UNIT: f64 = 1.0 / 18_446_744_073_709_551_616.0; // 2^-64
+    units * UNIT
 }
 
 /// Adds finite `x` to non-overlapping `partials` exactly (Shewchuk). Returns
@@ -1847,6 +1937,109 @@ mod tests {
         assert_eq!(a.result().to_string(), "NaN");
         // Overflowing f64 gives infinity, as a plain sum would.
         assert_eq!(res(Func::Sum, &["1.7e308", "1.7e308"]), "Infinity");
+    }
+
+    /// The fixed-point path of `Total` gives the bits of Shewchuk's partials
+    /// alone (rounded once): for amounts, for floats of every exponent and
+    /// sign, mixed, through merges (as panes merge), through a checkpoint's
+    /// partials, and past the fixed-point bound.
+    #[test]
+    fn fixed_point_sums_equal_partials() {
+        let reference = |xs: &[f64]| {
+            let mut partials = Vec::new();
+            let mut special = 0.0;
+            for &x in xs {
+                if !x.is_finite() {
+                    special += x;
+                } else if let Some(o) = add_partial(&mut partials, x) {
+                    special += o;
+                }
+            }
+            let exact = round_partials(&partials);
+            if special == 0.0 { exact } else { exact + special }
+        };
+        let mut rng = Rng(7);
+        let draw = |kind: u64, rng: &mut Rng| -> f64 {
+            let sign = if rng.next() % 2 == 0 { 1.0 } else { -1.0 };
+            sign * match kind {
+                // cents and thousandths, as amounts and latencies are written
+                0 => (rng.next() % 1_000_000) as f64 / 100.0,
+                1 => format!("{}.{:03}", rng.next() % 5000, rng.next() % 1000)
+                    .parse::<f64>()
+                    .unwrap(),
+                // any exponent: from subnormals to near the bound and beyond
+                2 => f64::from_bits(rng.next() & 0x7fff_ffff_ffff_ffff).abs().min(1e300),
+                3 => rng.unit() * 2f64.powi((rng.next() % 160) as i32 - 80),
+                4 => 2f64.powi(35) + rng.unit(),
+                _ => [0.0, -0.0, 5e-324, 1e-20, 68719476736.0][(rng.next() % 5) as usize],
+            }
+        };
+        for round in 0..400u64 {
+            let n = (rng.next() % 300) as usize + 1;
+            let kinds = 1 + rng.next() % 6;
+            let xs: Vec<f64> = (0..n)
+                .map(|_| {
+                    let kind = rng.next() % kinds;
+                    draw(kind, &mut rng)
+                })
+                .filter(|x| x.is_finite())
+                .collect();
+            let mut whole = Total::default();
+            for &x in &xs {
+                whole.add_f64(x);
+            }
+            let want = reference(&xs);
+            assert_eq!(whole.value().to_bits(), want.to_bits(), "round {round}: {xs:?}");
+            // Split in three and merged, as panes are.
+            let a = rng.next() as usize % (xs.len() + 1);
+            let b = (rng.next() as usize % (xs.len() + 1)).max(a);
+            let mut parts: Vec<Total> = [&xs[..a], &xs[a..b], &xs[b..]]
+                .iter()
+                .map(|part| {
+                    let mut t = Total::default();
+                    for &x in *part {
+                        t.add_f64(x);
+                    }
+                    t
+                })
+                .collect();
+            let mut merged = parts.remove(0);
+            for p in &parts {
+                merged.merge(p);
+            }
+            assert_eq!(merged.value().to_bits(), want.to_bits(), "round {round}: merged");
+            // A checkpoint keeps the partials with the fixed sum folded in.
+            let saved = Total {
+                fixed: 0,
+                partials: whole.all_partials(),
+                ..whole.clone()
+            };
+            assert_eq!(saved.value().to_bits(), want.to_bits(), "round {round}: saved");
+        }
+        // Past the bound: 2^35 added 2^30 times is 2^65, beyond the fixed sum.
+        let mut t = Total::default();
+        let mut xs = Vec::new();
+        for i in 0..40_000u64 {
+            let x = 2f64.powi(35) - (i % 7) as f64 * 0.25;
+            t.add_f64(x);
+            xs.push(x);
+        }
+        let mut big = t.clone();
+        for _ in 0..20 {
+            let copy = big.clone();
+            big.merge(&copy);
+        }
+        let mut want = Total::default();
+        want.partials = vec![reference(&xs)];
+        for _ in 0..20 {
+            let copy = want.clone();
+            want.merge(&copy);
+        }
+        assert_eq!(t.value().to_bits(), reference(&xs).to_bits());
+        assert_eq!(big.value().to_bits(), want.value().to_bits());
+        assert!(fixed_of(2f64.powi(36)).is_none());
+        assert_eq!(fixed_of(0.5), Some(1 << 63));
+        assert_eq!(fixed_of(-0.0), None);
     }
 
     #[test]
