@@ -903,34 +903,43 @@ impl Total {
 
     /// The total, rounded once.
     fn value(&self) -> f64 {
-        if self.fixed != 0 {
-            let mut whole = self.clone();
-            whole.fold_fixed();
-            return whole.value();
-        }
-        if self.ints == 0 {
+        let exact = if self.partials.is_empty() {
+            // Integers and fixed-point floats only (the usual case): one
+            // exact i128 in units of 2^-64, rounded once by the conversion.
+            match self
+                .ints
+                .checked_mul(1 << 64)
+                .and_then(|units| units.checked_add(self.fixed))
+            {
+                Some(units) => fixed_float(units),
+                None => self.joined(),
+            }
+        } else if self.ints == 0 && self.fixed == 0 {
             // No integers to join: the partials as they are (no copy).
-            let exact = round_partials(&self.partials);
-            return if self.special == 0.0 {
-                exact
-            } else {
-                exact + self.special
-            };
-        }
-        let mut partials = self.partials.clone();
-        // The integers join exactly: each step takes the next 53 bits.
-        let mut rest = self.ints;
-        while rest != 0 {
-            let f = rest as f64;
-            let _ = add_partial(&mut partials, f);
-            rest -= f as i128;
-        }
-        let exact = round_partials(&partials);
+            round_partials(&self.partials)
+        } else {
+            self.joined()
+        };
         if self.special == 0.0 {
             exact
         } else {
             exact + self.special
         }
+    }
+
+    /// The exact sum of the integers, the fixed-point floats and the
+    /// partials, rounded once.
+    fn joined(&self) -> f64 {
+        let mut whole = self.clone();
+        whole.fold_fixed();
+        // The integers join exactly: each step takes the next 53 bits.
+        let mut rest = whole.ints;
+        while rest != 0 {
+            let f = rest as f64;
+            let _ = add_partial(&mut whole.partials, f);
+            rest -= f as i128;
+        }
+        round_partials(&whole.partials)
     }
 }
 
@@ -1988,7 +1997,15 @@ mod tests {
             for &x in &xs {
                 whole.add_f64(x);
             }
-            let want = reference(&xs);
+            // Some rounds add machine integers too (each exact as a float).
+            let ints: Vec<i64> = (0..rng.next() % 3 * 20)
+                .map(|_| (rng.next() >> (11 + rng.next() % 50)) as i64 * if rng.next() % 2 == 0 { 1 } else { -1 })
+                .collect();
+            for &i in &ints {
+                whole.add_int(i);
+            }
+            let all: Vec<f64> = xs.iter().copied().chain(ints.iter().map(|&i| i as f64)).collect();
+            let want = reference(&all);
             assert_eq!(whole.value().to_bits(), want.to_bits(), "round {round}: {xs:?}");
             // Split in three and merged, as panes are.
             let a = rng.next() as usize % (xs.len() + 1);
@@ -2003,6 +2020,9 @@ mod tests {
                     t
                 })
                 .collect();
+            for &i in &ints {
+                parts[1].add_int(i);
+            }
             let mut merged = parts.remove(0);
             for p in &parts {
                 merged.merge(p);
