@@ -637,7 +637,6 @@ impl Acc {
     /// Writes `result()` as compact JSON, exactly as evq's writer would,
     /// without building the value for the numeric aggregates.
     pub fn write_result(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
         let float = |out: &mut Vec<u8>, x: f64| {
             if x.is_finite() {
                 out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
@@ -649,11 +648,21 @@ impl Acc {
             State::Count(n) if isize::try_from(*n).is_ok() => write_u64(out, *n),
             State::Total(t) if self.func == Func::Sum => match isize::try_from(t.ints) {
                 Ok(i) if !t.floaty => {
-                    let _ = write!(out, "{i}");
+                    if i < 0 {
+                        out.push(b'-');
+                    }
+                    write_u64(out, i.unsigned_abs() as u64);
                 }
                 _ => float(out, t.value()),
             },
             State::Total(t) if t.n > 0 => float(out, t.value() / t.n as f64),
+            State::Sketch(sketch) => match (&self.func, sketch) {
+                (Func::Percentile(q), sketch) => match sketch.quantile(*q) {
+                    Some(x) => float(out, x),
+                    None => out.extend_from_slice(b"null"),
+                },
+                _ => unreachable!("a sketch is only made for a percentile"),
+            },
             _ => crate::json::write_compact(out, &self.result()),
         }
     }
@@ -1122,6 +1131,9 @@ mod tests {
             &["-1e308", "-1e308", "5"],
             &["9223372036854775807", "9223372036854775807"],
             &["1e-320", "3"],
+            &["-7", "3"],
+            &["-9223372036854775807", "-1"],
+            &["-2.5", "-1", "0"],
             &["\"x\"", "null", "{\"a\":1}"],
         ];
         let specs = [
@@ -1965,7 +1977,11 @@ mod tests {
                 }
             }
             let exact = round_partials(&partials);
-            if special == 0.0 { exact } else { exact + special }
+            if special == 0.0 {
+                exact
+            } else {
+                exact + special
+            }
         };
         let mut rng = Rng(7);
         let draw = |kind: u64, rng: &mut Rng| -> f64 {
@@ -1977,7 +1993,9 @@ mod tests {
                     .parse::<f64>()
                     .unwrap(),
                 // any exponent: from subnormals to near the bound and beyond
-                2 => f64::from_bits(rng.next() & 0x7fff_ffff_ffff_ffff).abs().min(1e300),
+                2 => f64::from_bits(rng.next() & 0x7fff_ffff_ffff_ffff)
+                    .abs()
+                    .min(1e300),
                 3 => rng.unit() * 2f64.powi((rng.next() % 160) as i32 - 80),
                 4 => 2f64.powi(35) + rng.unit(),
                 _ => [0.0, -0.0, 5e-324, 1e-20, 68719476736.0][(rng.next() % 5) as usize],
@@ -1999,14 +2017,25 @@ mod tests {
             }
             // Some rounds add machine integers too (each exact as a float).
             let ints: Vec<i64> = (0..rng.next() % 3 * 20)
-                .map(|_| (rng.next() >> (11 + rng.next() % 50)) as i64 * if rng.next() % 2 == 0 { 1 } else { -1 })
+                .map(|_| {
+                    (rng.next() >> (11 + rng.next() % 50)) as i64
+                        * if rng.next() % 2 == 0 { 1 } else { -1 }
+                })
                 .collect();
             for &i in &ints {
                 whole.add_int(i);
             }
-            let all: Vec<f64> = xs.iter().copied().chain(ints.iter().map(|&i| i as f64)).collect();
+            let all: Vec<f64> = xs
+                .iter()
+                .copied()
+                .chain(ints.iter().map(|&i| i as f64))
+                .collect();
             let want = reference(&all);
-            assert_eq!(whole.value().to_bits(), want.to_bits(), "round {round}: {xs:?}");
+            assert_eq!(
+                whole.value().to_bits(),
+                want.to_bits(),
+                "round {round}: {xs:?}"
+            );
             // Split in three and merged, as panes are.
             let a = rng.next() as usize % (xs.len() + 1);
             let b = (rng.next() as usize % (xs.len() + 1)).max(a);
@@ -2027,14 +2056,22 @@ mod tests {
             for p in &parts {
                 merged.merge(p);
             }
-            assert_eq!(merged.value().to_bits(), want.to_bits(), "round {round}: merged");
+            assert_eq!(
+                merged.value().to_bits(),
+                want.to_bits(),
+                "round {round}: merged"
+            );
             // A checkpoint keeps the partials with the fixed sum folded in.
             let saved = Total {
                 fixed: 0,
                 partials: whole.all_partials(),
                 ..whole.clone()
             };
-            assert_eq!(saved.value().to_bits(), want.to_bits(), "round {round}: saved");
+            assert_eq!(
+                saved.value().to_bits(),
+                want.to_bits(),
+                "round {round}: saved"
+            );
         }
         // Past the bound: 2^35 added 2^30 times is 2^65, beyond the fixed sum.
         let mut t = Total::default();

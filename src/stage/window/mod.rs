@@ -459,12 +459,34 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
     let quick: Option<Vec<Quick>> = items.iter().map(|(k, _)| Quick::of(k)).collect();
     match quick {
         Some(quick) => {
-            let mut order: Vec<usize> = (0..items.len()).collect();
-            order.sort_unstable_by(|&a, &b| quick[a].cmp(&quick[b]));
+            // Sorted as plain numbers: rank (kind, then the integer or the
+            // string's first eight bytes) above the item's index. Only
+            // strings sharing their first eight bytes need more.
+            let mut order: Vec<u128> = quick
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.rank() << 32) | i as u128)
+                .collect();
+            order.sort_unstable();
+            let index = |o: u128| (o as u32) as usize;
+            let mut start = 0;
+            while start < order.len() {
+                let rank = order[start] >> 32;
+                let end = start
+                    + order[start..]
+                        .iter()
+                        .take_while(|&&o| o >> 32 == rank)
+                        .count();
+                if end - start > 1 {
+                    order[start..end]
+                        .sort_unstable_by(|&a, &b| quick[index(a)].cmp(&quick[index(b)]));
+                }
+                start = end;
+            }
             let mut slots: Vec<Option<(Vec<u8>, T)>> = items.into_iter().map(Some).collect();
             order
                 .into_iter()
-                .map(|i| slots[i].take().expect("each once"))
+                .map(|o| slots[index(o)].take().expect("each once"))
                 .collect()
         }
         None => {
@@ -491,6 +513,20 @@ enum Quick<'a> {
 }
 
 impl Quick<'_> {
+    /// A number in the order of `Quick`'s, but for strings that share
+    /// their first eight bytes (equal ranks): the kind above the integer
+    /// (its sign bit flipped, so negatives come first) or the string's head.
+    fn rank(&self) -> u128 {
+        let (kind, low) = match *self {
+            Quick::Null => (0u128, 0),
+            Quick::False => (1, 0),
+            Quick::True => (2, 0),
+            Quick::Int(i) => (3, (i as u64) ^ (1 << 63)),
+            Quick::Str(head, _) => (4, head),
+        };
+        (kind << 64) | u128::from(low)
+    }
+
     fn of(key: &[u8]) -> Option<Quick<'_>> {
         Some(match key {
             b"null" => Quick::Null,
@@ -893,6 +929,34 @@ mod tests {
             keys.push(extra);
             assert_eq!(sort(&keys), by_value(&keys), "with {extra}");
         }
+        // Generated: strings over a small alphabet that often share their
+        // first eight bytes, and integers up to the extremes.
+        let mut x = 12345u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut generated: Vec<String> = ["-9223372036854775808", "9223372036854775807"]
+            .map(String::from)
+            .to_vec();
+        for _ in 0..3000 {
+            let r = next();
+            generated.push(if r % 3 == 0 {
+                ((next() as i64) >> (next() % 64)).to_string()
+            } else {
+                let len = (next() % 13) as usize;
+                let text: String = (0..len)
+                    .map(|_| ['a', 'b', '~', 'é'][(next() % 4) as usize])
+                    .collect();
+                format!("\"{text}\"")
+            });
+        }
+        generated.sort();
+        generated.dedup();
+        let generated: Vec<&str> = generated.iter().map(String::as_str).collect();
+        assert_eq!(sort(&generated), by_value(&generated));
     }
 
     impl WindowStage {
