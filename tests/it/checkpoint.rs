@@ -137,6 +137,20 @@ fn no_line_is_lost_when_killed_at_any_moment() {
     }
     std::fs::write(&input, &text).unwrap();
     let expected: HashSet<&str> = text.lines().collect();
+    // A clean run's time sets the checkpoint interval (a twentieth of it,
+    // 5-20 ms) and the first runs' delays, so that runs save and are killed
+    // before they could end however fast the machine is.
+    let started = std::time::Instant::now();
+    let clean = common::evq()
+        .args(["-f", ".i >= 0", "-o"])
+        .arg(dir.path().join("clean.ndjson"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(clean.status.success(), "{}", common::stderr(&clean));
+    let clean_ms = started.elapsed().as_millis() as u64;
+    let every = format!("{}ms", (clean_ms / 20).clamp(5, 20));
+    let span = clean_ms.max(100);
     let mut seen: HashSet<String> = HashSet::new();
     // A fixed sequence of "random" delays, so a failure reproduces.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -158,7 +172,7 @@ fn no_line_is_lost_when_killed_at_any_moment() {
                 "--checkpoint",
                 "cp.json",
                 "--checkpoint-every",
-                "20ms",
+                &every,
                 "-f",
                 ".i >= 0",
                 "-o",
@@ -174,7 +188,12 @@ fn no_line_is_lost_when_killed_at_any_moment() {
         // Later runs wait longer, so that on a slow or busy machine (a debug
         // build, other tests running) some runs still get past a checkpoint
         // before they are killed.
-        let delay = Duration::from_millis((5 + seed % 120) * (1 + runs / 4) * slow);
+        let delay = if runs <= 6 {
+            // After the run's own save: at most a sixth of a clean run.
+            Duration::from_millis(5 + seed % (span / 6))
+        } else {
+            Duration::from_millis((5 + seed % 120) * (1 + runs / 4) * slow)
+        };
         // The first six runs are given their delay once they have saved a
         // checkpoint of their own, so that some kills fall after a save
         // however fast the machine is; later runs may die before theirs.

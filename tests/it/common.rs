@@ -234,9 +234,9 @@ pub struct Crashes {
 }
 
 /// Crash and resume: runs `args` in `dir` with `--checkpoint ck.json
-/// --checkpoint-every 50ms --stats=json`, kills it with SIGKILL after a
-/// seeded random delay (up to a quarter of `clean`, a clean run's time, for
-/// the first six runs, then more), and reruns it until a run completes
+/// --checkpoint-every T --stats=json` (T a twentieth of `clean`, a clean
+/// run's time, 5-50 ms), kills it with SIGKILL after a seeded random delay
+/// (up to a sixth of `clean` for the first six runs, then more), and reruns it until a run completes
 /// (exit 0). Each of the first six runs is given its delay only once it has
 /// saved a checkpoint of its own, so that kills test resuming whether the
 /// machine is faster or busier than when `clean` was measured; later runs
@@ -254,6 +254,9 @@ pub fn kill_9_until_done(
 ) -> Crashes {
     let mut rng = Rng(seed);
     let span = clean.as_millis().max(100) as u64;
+    // Checkpoints come at a twentieth of a clean run (5-50 ms), so that a run
+    // saves well before it could end however fast the machine is.
+    let every = format!("{}ms", (clean.as_millis() as u64 / 20).clamp(5, 50));
     let mut union = std::collections::HashSet::new();
     let checkpoint = dir.join("ck.json");
     let (mut kills, mut kills_after_save, mut runs) = (0, 0, 0);
@@ -267,14 +270,14 @@ pub fn kill_9_until_done(
         let mut child = evq()
             .current_dir(dir)
             .args(["--stats=json", "--checkpoint", "ck.json"])
-            .args(["--checkpoint-every", "50ms"])
+            .args(["--checkpoint-every", &every])
             .args(args)
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .unwrap();
         let most = match runs {
-            ..=6 => span / 4,
+            ..=6 => span / 6,
             7..=15 => span * 4 / 5,
             _ => span * 3,
         };

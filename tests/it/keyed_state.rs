@@ -635,7 +635,7 @@ fn survives_kill_9(args: &[&str], events: u64, keys: u64, seed: u64) {
     );
 
     // Delays from 20 ms up to a part of a clean run's time: each of the
-    // first six runs does at most a quarter of the work before it is killed.
+    // first six runs does at most about a fifth of the work before it is killed.
     let args_in = [args, &["in.ndjson"]].concat();
     let crashes = common::kill_9_until_done(
         dir.path(),
