@@ -656,13 +656,15 @@ impl Acc {
                 _ => float(out, t.value()),
             },
             State::Total(t) if t.n > 0 => float(out, t.value() / t.n as f64),
-            State::Sketch(sketch) => match (&self.func, sketch) {
-                (Func::Percentile(q), sketch) => match sketch.quantile(*q) {
+            State::Sketch(sketch) => {
+                let Func::Percentile(q) = self.func else {
+                    unreachable!("a sketch is only made for a percentile")
+                };
+                match sketch.quantile(q) {
                     Some(x) => float(out, x),
                     None => out.extend_from_slice(b"null"),
-                },
-                _ => unreachable!("a sketch is only made for a percentile"),
-            },
+                }
+            }
             _ => crate::json::write_compact(out, &self.result()),
         }
     }
@@ -880,12 +882,7 @@ impl Total {
         match self.fixed.checked_add(other.fixed) {
             Some(sum) if sum.abs() < FIXED_MAX => self.fixed = sum,
             _ => {
-                let mut rest = other.fixed;
-                while rest != 0 {
-                    let f = rest as f64;
-                    let _ = add_partial(&mut self.partials, fixed_float_of(f));
-                    rest -= f as i128;
-                }
+                add_wide(&mut self.partials, other.fixed, FIXED_UNIT);
                 self.fold_fixed();
             }
         }
@@ -893,13 +890,11 @@ impl Total {
 
     /// Moves the fixed-point sum into the partials, exactly.
     fn fold_fixed(&mut self) {
-        let mut rest = std::mem::take(&mut self.fixed);
-        // Each step takes the next 53 bits (as for the integers in `value`).
-        while rest != 0 {
-            let f = rest as f64;
-            let _ = add_partial(&mut self.partials, fixed_float_of(f));
-            rest -= f as i128;
-        }
+        add_wide(
+            &mut self.partials,
+            std::mem::take(&mut self.fixed),
+            FIXED_UNIT,
+        );
     }
 
     /// The partials with the fixed-point sum folded in: the whole exact sum
@@ -941,13 +936,7 @@ impl Total {
     fn joined(&self) -> f64 {
         let mut whole = self.clone();
         whole.fold_fixed();
-        // The integers join exactly: each step takes the next 53 bits.
-        let mut rest = whole.ints;
-        while rest != 0 {
-            let f = rest as f64;
-            let _ = add_partial(&mut whole.partials, f);
-            rest -= f as i128;
-        }
+        add_wide(&mut whole.partials, whole.ints, 1.0);
         round_partials(&whole.partials)
     }
 }
@@ -978,17 +967,23 @@ fn fixed_of(x: f64) -> Option<i128> {
     Some(if x < 0.0 { -units } else { units })
 }
 
-/// A fixed-point amount (units of 2^-64) as a float; exact when it has at
-/// most 53 significant bits.
+/// The value of one unit of `Total::fixed`: 2^-64.
+const FIXED_UNIT: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+
+/// A fixed-point amount (units of 2^-64) as a float, rounded once (the
+/// power-of-two scaling is exact for anything `Total` holds).
 fn fixed_float(units: i128) -> f64 {
-    fixed_float_of(units as f64)
+    units as f64 * FIXED_UNIT
 }
 
-/// `units` (a whole number of 2^-64, as a float) scaled to its value: a
-/// power-of-two scaling, exact for anything `Total` holds.
-fn fixed_float_of(units: f64) -> f64 {
-    const UNIT: f64 = 1.0 / 18_446_744_073_709_551_616.0; // 2^-64
-    units * UNIT
+/// Adds `wide * scale` (`scale` a power of two) to `partials` exactly: each
+/// step takes the next 53 bits of `wide`.
+fn add_wide(partials: &mut Vec<f64>, mut wide: i128, scale: f64) {
+    while wide != 0 {
+        let f = wide as f64;
+        let _ = add_partial(partials, f * scale);
+        wide -= f as i128;
+    }
 }
 
 /// Adds finite `x` to non-overlapping `partials` exactly (Shewchuk). Returns
@@ -1985,7 +1980,11 @@ mod tests {
         };
         let mut rng = Rng(7);
         let draw = |kind: u64, rng: &mut Rng| -> f64 {
-            let sign = if rng.next() % 2 == 0 { 1.0 } else { -1.0 };
+            let sign = if rng.next().is_multiple_of(2) {
+                1.0
+            } else {
+                -1.0
+            };
             sign * match kind {
                 // cents and thousandths, as amounts and latencies are written
                 0 => (rng.next() % 1_000_000) as f64 / 100.0,
@@ -2019,7 +2018,7 @@ mod tests {
             let ints: Vec<i64> = (0..rng.next() % 3 * 20)
                 .map(|_| {
                     (rng.next() >> (11 + rng.next() % 50)) as i64
-                        * if rng.next() % 2 == 0 { 1 } else { -1 }
+                        * if rng.next().is_multiple_of(2) { 1 } else { -1 }
                 })
                 .collect();
             for &i in &ints {
@@ -2086,8 +2085,10 @@ mod tests {
             let copy = big.clone();
             big.merge(&copy);
         }
-        let mut want = Total::default();
-        want.partials = vec![reference(&xs)];
+        let mut want = Total {
+            partials: vec![reference(&xs)],
+            ..Total::default()
+        };
         for _ in 0..20 {
             let copy = want.clone();
             want.merge(&copy);

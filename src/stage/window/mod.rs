@@ -458,7 +458,8 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
     // order of their UTF-8 bytes.
     let quick: Option<Vec<Quick>> = items.iter().map(|(k, _)| Quick::of(k)).collect();
     match quick {
-        Some(quick) => {
+        // (An index takes 32 bits: more keys than that sort the slow way.)
+        Some(quick) if u32::try_from(items.len()).is_ok() => {
             // Sorted as plain numbers: rank (kind, then the integer or the
             // string's first eight bytes) above the item's index. Only
             // strings sharing their first eight bytes need more.
@@ -469,19 +470,10 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
                 .collect();
             order.sort_unstable();
             let index = |o: u128| (o as u32) as usize;
-            let mut start = 0;
-            while start < order.len() {
-                let rank = order[start] >> 32;
-                let end = start
-                    + order[start..]
-                        .iter()
-                        .take_while(|&&o| o >> 32 == rank)
-                        .count();
-                if end - start > 1 {
-                    order[start..end]
-                        .sort_unstable_by(|&a, &b| quick[index(a)].cmp(&quick[index(b)]));
+            for run in order.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
+                if run.len() > 1 {
+                    run.sort_unstable_by(|&a, &b| quick[index(a)].cmp(&quick[index(b)]));
                 }
-                start = end;
             }
             let mut slots: Vec<Option<(Vec<u8>, T)>> = items.into_iter().map(Some).collect();
             order
@@ -489,7 +481,7 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
                 .map(|o| slots[index(o)].take().expect("each once"))
                 .collect()
         }
-        None => {
+        _ => {
             let mut keyed: Vec<(Val, Vec<u8>, T)> = items
                 .drain(..)
                 .map(|(key, state)| (key_value(&key), key, state))
