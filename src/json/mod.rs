@@ -470,7 +470,13 @@ impl<'a> Scanner<'a> {
             Some(b'"') => self.string_span().map(|_| ()),
             Some(b'{') => self.object(depth, |s, _key, depth| s.skip_value(depth)),
             Some(b'[') => self.array(depth, |s, depth| s.skip_value(depth)),
-            _ => self.scalar(false).map(|_| ()),
+            // No value is built (nor dropped) for what is skipped.
+            Some(b'-' | b'0'..=b'9') => self.number_span().map(|_| ()),
+            Some(b'n') => self.literal(b"null"),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            None => self.err("EOF while parsing a value"),
+            _ => self.err("expected value"),
         }
     }
 
@@ -495,16 +501,15 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal(b"null").map(|_| Kind::Null)?,
             Some(b't') => self.literal(b"true").map(|_| Kind::True)?,
             Some(b'f') => self.literal(b"false").map(|_| Kind::False)?,
-            _ => {
-                let start = self.i;
-                self.scalar(false)?;
-                let number = &self.s[start..self.i];
-                if number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-                    Kind::Dec
-                } else {
+            Some(b'-' | b'0'..=b'9') => {
+                if self.number_span()? {
                     Kind::Int
+                } else {
+                    Kind::Dec
                 }
             }
+            None => return self.err("EOF while parsing a value"),
+            _ => return self.err("expected value"),
         })
     }
 
@@ -564,7 +569,7 @@ impl<'a> Scanner<'a> {
                 })?;
                 Ok(Val::Arr(Rc::new(items)))
             }
-            _ => self.scalar(true),
+            _ => self.scalar(),
         }
     }
 
@@ -697,21 +702,36 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// null, true, false or a number (built only when `build`: skipping a
-    /// number allocates nothing).
-    fn scalar(&mut self, build: bool) -> R<Val> {
+    /// null, true, false or a number, built (`skip_value` skips them
+    /// without building).
+    fn scalar(&mut self) -> R<Val> {
         match self.peek() {
             Some(b'n') => self.literal(b"null").map(|_| Val::Null),
             Some(b't') => self.literal(b"true").map(|_| Val::Bool(true)),
             Some(b'f') => self.literal(b"false").map(|_| Val::Bool(false)),
-            Some(b'-' | b'0'..=b'9') => self.number(build),
+            Some(b'-' | b'0'..=b'9') => self.number(),
             None => self.err("EOF while parsing a value"),
             _ => self.err("expected value"),
         }
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self, build: bool) -> R<Val> {
+    /// A number, built.
+    fn number(&mut self) -> R<Val> {
+        let start = self.i;
+        let integer = self.number_span()?;
+        // The span is ASCII digits and signs, so it is a str.
+        let text = std::str::from_utf8(&self.s[start..self.i]).expect("ASCII");
+        Ok(Val::Num(if integer {
+            Num::from_str_radix(text, 10).expect("checked digits")
+        } else {
+            Num::Dec(Rc::new(text.to_string()))
+        }))
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `self.i`:
+    /// checks it and steps over it; whether it is an integer (no fraction,
+    /// no exponent).
+    fn number_span(&mut self) -> R<bool> {
         let start = self.i;
         let s = self.s;
         let digits = |i: &mut usize| {
@@ -766,16 +786,7 @@ impl<'a> Scanner<'a> {
             // jaq reads it as the integer 0.
             self.canonical = false;
         }
-        if !build {
-            return Ok(Val::Null);
-        }
-        // The span is ASCII digits and signs, so it is a str.
-        let text = std::str::from_utf8(&s[start..i]).expect("ASCII");
-        Ok(Val::Num(if integer {
-            Num::from_str_radix(text, 10).expect("checked digits")
-        } else {
-            Num::Dec(Rc::new(text.to_string()))
-        }))
+        Ok(integer)
     }
 
     /// A string at `self.i` (the opening quote): checks it and returns the
@@ -888,14 +899,12 @@ impl<'a> Scanner<'a> {
     /// `uXXXX` at `self.i`: returns the code unit and steps over it.
     fn hex4(&mut self) -> R<u32> {
         let digits = self.s.get(self.i + 1..self.i + 5);
-        let unit = digits
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| {
-                d.bytes()
-                    .all(|b| b.is_ascii_hexdigit())
-                    .then(|| u32::from_str_radix(d, 16).ok())
-                    .flatten()
-            });
+        let unit = digits.and_then(|d| {
+            d.iter().try_fold(0, |unit, &b| {
+                let digit = (b as char).to_digit(16)?;
+                Some(unit << 4 | digit)
+            })
+        });
         match unit {
             Some(u) => {
                 self.i += 5;

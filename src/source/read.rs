@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How much one read asks for; a batch holds the complete lines of one or more reads.
-pub(super) const CHUNK: usize = 256 * 1024;
+pub(super) const CHUNK: usize = 512 * 1024;
 
 /// Splits one source into batches. Returns `Ok(false)` when the receiver hung up.
 pub(super) fn read_source(

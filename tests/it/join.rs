@@ -768,7 +768,7 @@ fn generated_data_full() {
 #[test]
 fn generated_data_spanning_several_batches() {
     require_python!();
-    // About 350 KB a side: more than one 256 KiB read, so the two sides'
+    // About 600 KB a side (10k events): more than one 512 KiB read, so the two sides'
     // events meet across batch boundaries.
     let dir = common::tempdir();
     let (left, right) = generate(
@@ -776,9 +776,9 @@ fn generated_data_spanning_several_batches() {
         100,
         &[
             "--left-events",
-            "5000",
+            "10000",
             "--right-events",
-            "5200",
+            "10250",
             "--keys",
             "300",
             "--lateness",
@@ -788,7 +788,8 @@ fn generated_data_spanning_several_batches() {
             "--mixed-times",
         ],
     );
-    assert!(std::fs::metadata(&left).unwrap().len() > 256 * 1024);
+    assert!(std::fs::metadata(&left).unwrap().len() > 512 * 1024);
+    assert!(std::fs::metadata(&right).unwrap().len() > 512 * 1024);
     let args = [
         &KEYS[..],
         &[
