@@ -42,7 +42,8 @@ pub struct WindowConfig {
 type Accs = Vec<Acc>;
 
 /// State by key: the key's JSON text (see `stage::extract`).
-type Keyed<T> = HashMap<Vec<u8>, T, foldhash::fast::FixedState>;
+type Key = Vec<u8>;
+type Keyed<T> = HashMap<Key, T, foldhash::fast::FixedState>;
 
 pub struct WindowStage {
     name: String,
@@ -239,8 +240,8 @@ impl WindowStage {
                 if watermark.is_none() {
                     let groups = std::mem::take(&mut self.groups);
                     self.open = 0;
-                    for (key, accs) in sorted(groups) {
-                        self.result(None, &key, &accs, out);
+                    for (key, accs) in sorted(&groups) {
+                        self.result(None, key, accs, out);
                     }
                 }
             }
@@ -284,8 +285,8 @@ impl WindowStage {
                         // uses, so its state is emitted as it is.
                         if let Some(keys) = self.panes.remove(&start) {
                             self.open -= keys.len() as u64;
-                            for (key, accs) in sorted(keys) {
-                                self.result(Some((start, end)), &key, &accs, out);
+                            for (key, accs) in sorted(&keys) {
+                                self.result(Some((start, end)), key, accs, out);
                             }
                         }
                     } else {
@@ -299,8 +300,8 @@ impl WindowStage {
                                 into.iter_mut().zip(accs).for_each(|(i, a)| i.merge(a));
                             }
                         }
-                        for (key, accs) in sorted(merged) {
-                            self.result(Some((start, end)), &key, &accs, out);
+                        for (key, accs) in sorted(&merged) {
+                            self.result(Some((start, end)), key, accs, out);
                         }
                     }
                     // Panes no later window uses are released.
@@ -450,8 +451,8 @@ fn key_value(key: &[u8]) -> Val {
 
 /// The states of `map` as (key, state), in jq's order of the keys' values
 /// (texts that read back as equal values, as `1` and `1.0`, by their text).
-fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
-    let mut items: Vec<(Vec<u8>, T)> = map.into_iter().collect();
+fn sorted<T>(map: &Keyed<T>) -> Vec<(&Key, &T)> {
+    let mut items: Vec<(&Key, &T)> = map.iter().collect();
     // The usual keys (strings without escapes, machine integers, null and
     // booleans) sort without reading them back: jq orders null, false,
     // true, numbers, strings, and strings by code point, which is the
@@ -475,16 +476,12 @@ fn sorted<T>(map: Keyed<T>) -> Vec<(Vec<u8>, T)> {
                     run.sort_unstable_by(|&a, &b| quick[index(a)].cmp(&quick[index(b)]));
                 }
             }
-            let mut slots: Vec<Option<(Vec<u8>, T)>> = items.into_iter().map(Some).collect();
-            order
-                .into_iter()
-                .map(|o| slots[index(o)].take().expect("each once"))
-                .collect()
+            order.into_iter().map(|o| items[index(o)]).collect()
         }
         _ => {
-            let mut keyed: Vec<(Val, Vec<u8>, T)> = items
+            let mut keyed: Vec<(Val, &Key, &T)> = items
                 .drain(..)
-                .map(|(key, state)| (key_value(&key), key, state))
+                .map(|(key, state)| (key_value(key), key, state))
                 .collect();
             keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
             keyed.into_iter().map(|(_, k, s)| (k, s)).collect()
@@ -908,9 +905,9 @@ mod tests {
         };
         let sort = |keys: &[&str]| {
             let map: Keyed<()> = keys.iter().map(|k| (k.as_bytes().to_vec(), ())).collect();
-            sorted(map)
+            sorted(&map)
                 .into_iter()
-                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
                 .collect::<Vec<_>>()
         };
         assert!(quick.iter().all(|k| Quick::of(k.as_bytes()).is_some()));
