@@ -102,8 +102,9 @@ impl From<Entry> for Record {
 }
 
 /// The checkpoint format this evq writes: 2 adds the chain and the state
-/// of its stateful stage to version 1's file positions. Both are read.
-pub const VERSION: u32 = 2;
+/// of its stateful stage to version 1's file positions; 3 adds a
+/// percentile's few values kept as they are (`{"few": [...]}`). All are read.
+pub const VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize, Default, Debug)]
 pub struct Checkpoint {
