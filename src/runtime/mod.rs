@@ -330,7 +330,7 @@ fn work(
                 let mut processed = worker.process(&batch);
                 match &mut processed.keyed {
                     Some(keyed) => keyed.1 = batch,
-                    None => read_pool.give(batch.data),
+                    None => batch.recycle(read_pool),
                 }
                 Outcome::Batch(processed)
             }

@@ -361,7 +361,7 @@ impl Owner {
                     until: done.until,
                     steps: done.steps,
                 });
-                self.pool.give(done.batch.data);
+                done.batch.recycle(&self.pool);
                 done.extracts.recycle();
                 if let Some(gate) = &self.gate {
                     gate.done(side);

@@ -29,7 +29,7 @@ impl Splitter {
         if self.raw {
             return self.split_raw(data, end);
         }
-        let mut lines = Vec::new();
+        let mut lines = super::batch::Batch::lines_buffer();
         let mut start = 0;
         let data_end = end;
         if self.at_start && data_end > 0 {
@@ -65,7 +65,7 @@ impl Splitter {
     /// `split` for `-R`: every line is an event, as jq -R reads it: blank
     /// lines too, a CR before the newline and a BOM kept.
     fn split_raw(&mut self, data: &[u8], end: usize) -> Vec<Line> {
-        let mut lines = Vec::new();
+        let mut lines = super::batch::Batch::lines_buffer();
         let mut start = 0;
         while start < end {
             let newline = memchr::memchr(b'\n', &data[start..end]).map(|i| start + i);

@@ -1240,7 +1240,14 @@ mod tests {
                     (_, 0) => special[(rng.next() % special.len() as u64) as usize],
                     (0, _) => 1000.0 * rng.unit(),
                     (1, _) => 1000.0 * rng.unit() - 500.0,
-                    (2, _) => rng.lognormal() * if rng.next().is_multiple_of(2) { 1.0 } else { -1.0 },
+                    (2, _) => {
+                        rng.lognormal()
+                            * if rng.next().is_multiple_of(2) {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                    }
                     // Keys far apart: magnitudes from 1e-8 to 1e40.
                     (3, _) => 10f64.powf(48.0 * rng.unit() - 8.0),
                     // Repeats of a few values.
