@@ -680,7 +680,7 @@ fn survives_kill_9(args: &[&str], events: u64, keys: u64, seed: u64) {
 fn window_state_survives_kill_9() {
     survives_kill_9(
         &words(
-            "--window tumbling:10s --time .t --lateness 5s --key .k --agg n=count --agg s=sum(.v) --agg m=max(.v)",
+            "--window tumbling:10s --time .t --lateness 5s --key .k --agg n=count --agg s=sum(.v) --agg m=max(.v) --agg p=p50(.v)",
         ),
         300_000,
         5000,
@@ -691,7 +691,9 @@ fn window_state_survives_kill_9() {
 #[test]
 fn group_by_state_survives_kill_9() {
     survives_kill_9(
-        &words("--key .k --agg n=count --agg s=sum(.v) --agg m=max(.v) --agg lo=min(.t)"),
+        &words(
+            "--key .k --agg n=count --agg s=sum(.v) --agg m=max(.v) --agg lo=min(.t) --agg p=p99(.v)",
+        ),
         300_000,
         5000,
         0x12_0002,
