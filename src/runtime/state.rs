@@ -333,7 +333,9 @@ impl Owner {
                 },
                 _ => unreachable!("a stage reads one or two sides"),
             };
-            self.take(side, p, &mut rejected);
+            if !self.take_all(side, p) {
+                self.take(side, p, &mut rejected);
+            }
         }
         self.retire();
         p.stages[self.at].time += started.elapsed();
@@ -368,6 +370,48 @@ impl Owner {
                 }
             }
         }
+    }
+
+    /// Applies the rest of the front batch of `side` in one call, when there
+    /// is one side and the stage takes events so (`StatefulStage::apply_all`):
+    /// what `take` does for each event, but the stage's own part.
+    fn take_all(&mut self, side: usize, p: &mut Processed) -> bool {
+        if self.sides.len() != 1 {
+            return false;
+        }
+        let at = self.at;
+        let stage = self.worker.steps_mut()[at]
+            .stateful_mut()
+            .expect("a stateful stage");
+        let s = &mut self.sides[side];
+        let pending = s.queue.front_mut().expect("an event");
+        let from = pending.next;
+        if !stage.apply_all(&pending.extracts, from) {
+            return false;
+        }
+        let count = pending.extracts.len() - from;
+        p.stages[at].events_in += count as u64;
+        let mut latest = None;
+        for i in from..pending.extracts.len() {
+            let event = pending.extracts.get(i);
+            latest = latest.max(Some(event.time));
+            if self.track_until {
+                let until = stage.holds_until(side, event.time).unwrap_or(i64::MAX);
+                if until > pending.until {
+                    pending.until = until;
+                    pending.steps.push((event.line, until));
+                }
+            }
+        }
+        pending.next += count;
+        let source = pending.batch.source;
+        if let Some(time) = latest {
+            // The side's time is the greatest applied: one step to the
+            // batch's greatest is every step on the way.
+            s.advance(source, time);
+        }
+        // Nothing fires: such a stage sets no timers.
+        true
     }
 
     /// Applies the next event of `side`.

@@ -1934,6 +1934,11 @@ fn group_by_without_window() {
     assert_eq!(s["kind"], "aggregate", "{s}");
     assert_eq!(u(s, "events_in"), 42, "{s}");
     assert_eq!(u(s, "events_out"), 5, "{s}");
+    assert_eq!(u(s, "events_aggregated"), 42, "{s}");
+    // All five users' states were open at once, before the end emptied them.
+    assert_eq!(u(s, "windows_open"), 5, "{s}");
+    assert_eq!(u(s, "windows_emitted"), 5, "{s}");
+    assert_eq!(u(s, "keys"), 0, "{s}");
 
     // Without --key: one result, no "key" field.
     let args = ["--agg", "orders=count", "--agg", "spent=sum(.amount)"];
