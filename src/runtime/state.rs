@@ -9,8 +9,13 @@
 //!   evaluating). The state has one owner, the executor's thread, which
 //!   applies the extractions in input order into hash maps keyed by the
 //!   key's bytes. Applying is a hash lookup and a few additions per event,
-//!   several times faster than extracting, so one owner keeps up with every
-//!   core; and because it applies in input order, which event is late and
+//!   several times faster than extracting while the state fits in the
+//!   cache; with 100,000 keys and more each lookup waits on memory, and the
+//!   owner is what limits a run (the state cannot yet be split among
+//!   threads: aggregates keep jaq values, which cannot cross them). A stage
+//!   that can take a batch's events in one call does (a group-by:
+//!   `StatefulStage::apply_all`), sparing the work around each event. And
+//!   because the owner applies in input order, which event is late and
 //!   what is emitted when never depends on the number of workers.
 //! - **Sides.** A stage reads one input side, or two (a join: the main
 //!   input and its FILE). With two, a reader thread reads each, kept side
