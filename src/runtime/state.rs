@@ -108,6 +108,18 @@ struct Pending {
     steps: Vec<(u64, i64)>,
 }
 
+impl Pending {
+    /// An event of line `line` was applied that may count until watermark
+    /// `until` (`None`: the end of input; see `StatefulStage::holds_until`).
+    fn hold(&mut self, line: u64, until: Option<i64>) {
+        let until = until.unwrap_or(i64::MAX);
+        if until > self.until {
+            self.until = until;
+            self.steps.push((line, until));
+        }
+    }
+}
+
 impl Side {
     /// An event of `source` at `time` was applied.
     fn advance(&mut self, source: usize, time: i64) {
@@ -401,11 +413,7 @@ impl Owner {
             let event = pending.extracts.get(i);
             latest = latest.max(Some(event.time));
             if self.track_until {
-                let until = stage.holds_until(side, event.time).unwrap_or(i64::MAX);
-                if until > pending.until {
-                    pending.until = until;
-                    pending.steps.push((event.line, until));
-                }
+                pending.hold(event.line, stage.holds_until(side, event.time));
             }
         }
         pending.next += count;
@@ -429,15 +437,11 @@ impl Owner {
             .expect("a stateful stage");
         let pending = self.sides[side].queue.front_mut().expect("an event");
         let event = pending.extracts.get(pending.next);
-        let (line, time) = (event.line, event.time);
+        let (line, time, index) = (event.line, event.time, event.index);
         let result = stage.apply(&event, watermark, &mut self.timers, &mut out);
         let applied = result.is_ok();
         if applied && self.track_until {
-            let until = stage.holds_until(side, time).unwrap_or(i64::MAX);
-            if until > pending.until {
-                pending.until = until;
-                pending.steps.push((line, until));
-            }
+            pending.hold(line, stage.holds_until(side, time));
         }
         let counters = &mut p.stages[at];
         counters.events_in += 1;
@@ -452,9 +456,7 @@ impl Owner {
         if let Some(error) = error {
             // Dead-lettered as its input line.
             let batch = &pending.batch;
-            let raw = event
-                .index
-                .map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
+            let raw = index.map_or(&[][..], |i| batch.line(&batch.lines[i as usize]));
             rejected.push(Failure {
                 line,
                 at: line,

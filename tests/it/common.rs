@@ -237,11 +237,12 @@ pub struct Crashes {
 /// --checkpoint-every T --stats=json` (T a twentieth of `clean`, a clean
 /// run's time, 5-50 ms), kills it with SIGKILL after a seeded random delay
 /// (up to a sixth of `clean` for the first six runs, then more), and reruns
-/// it until a run completes (exit 0). Each of the first six runs is given its delay only once it has
-/// saved a checkpoint of its own, so that kills test resuming whether the
-/// machine is faster or busier than when `clean` was measured; later runs
-/// wait at least `least` ms (a run restores the state and saves it again,
-/// slow in a debug build) and may be killed before their first save. Each complete line of each run goes to
+/// it until a run completes (exit 0). Each of the first six runs is given
+/// its delay only once it has saved a checkpoint of its own, so that kills
+/// test resuming whether the machine is faster or busier than when `clean`
+/// was measured; later runs wait at least `least` ms (a run restores the
+/// state and saves it again, slow in a debug build) and may be killed
+/// before their first save. Each complete line of each run goes to
 /// `check(run, line)`. At least three runs must have been killed, two of
 /// them after saving a checkpoint (whose state the next run took over).
 pub fn kill_9_until_done(

@@ -1351,6 +1351,31 @@ mod tests {
 
     /// Every aggregate's state, saved and loaded back (as a checkpoint
     /// does), gives the same result, and goes on the same afterwards.
+    /// A percentile's saved few values load back only as `save` writes
+    /// them: 2 to FEW numbers.
+    #[test]
+    fn saved_few_values_are_checked() {
+        let func = Func::Percentile(0.5);
+        let load = |text: &str| Acc::load(&func, &serde_json::from_str(text).unwrap());
+        let two = load(r#"{"few":[1.5,2.5]}"#).expect("two values");
+        assert_eq!(
+            two.result().to_string(),
+            acc(func.clone(), &["1.5", "2.5"]).result().to_string()
+        );
+        let sixteen = format!("{{\"few\":{:?}}}", vec![1.0; FEW]);
+        assert!(load(&sixteen).is_some(), "{sixteen}");
+        let seventeen = format!("{{\"few\":{:?}}}", vec![1.0; FEW + 1]);
+        for bad in [
+            r#"{"few":[1.5]}"#,
+            r#"{"few":[]}"#,
+            r#"{"few":"x"}"#,
+            r#"{"few":[1,"x"]}"#,
+            &seventeen,
+        ] {
+            assert!(load(bad).is_none(), "{bad}");
+        }
+    }
+
     #[test]
     fn saved_floats_load_back_bit_for_bit() {
         // Floats serde_json reads back an ulp off without float_roundtrip.

@@ -643,22 +643,17 @@ impl StatefulStage for WindowStage {
         Ok(())
     }
 
-    /// A group-by: every event counts, whatever its time, and nothing is
-    /// emitted before the end (`apply` and `insert` for one event).
+    /// A group-by: every event counts, whatever its time (`apply` is never
+    /// late), and nothing is emitted, nor a timer set, before the end.
     fn apply_all(&mut self, extracts: &Extracts, from: usize) -> bool {
         if self.config.spec.is_some() {
             return false;
         }
-        let config = &self.config;
+        let mut none = Timers::default();
         for i in from..extracts.len() {
-            let e = extracts.get(i);
-            self.seq += 1;
-            let accs = Self::entry(&mut self.groups, e.key, &mut self.open, || new_accs(config));
-            Self::add_to(accs, &e, self.seq);
+            self.insert(&extracts.get(i), &mut none);
         }
         self.counters.events_aggregated += (extracts.len() - from) as u64;
-        // A group-by's states only grow while it takes events.
-        self.counters.windows_open = self.counters.windows_open.max(self.open);
         true
     }
 
