@@ -34,6 +34,9 @@ Rules implemented (the spec of evq's window stage):
   (Z or +hh:mm/-hh:mm, optional fraction). Floor to whole milliseconds; the
   number is taken as written in the JSON text (decimal, exact). Anything else
   (null, a missing field, a bool, a bad string) is unusable: the event FAILS.
+* An event also FAILS when an aggregate's path cannot be read in it
+  (indexing a non-object), or when sum, avg or a percentile meets a value
+  that is neither a number nor null; this is decided before lateness.
 * Key: the value of the --key path; an array of the values with several
   --key; no "key" field without --key. A path error makes the event fail.
   A line that is not JSON fails. Blank lines are skipped (but counted).
@@ -86,6 +89,7 @@ PERCENTILES = {"p50": "0.5", "p90": "0.9", "p95": "0.95", "p99": "0.99"}
 FUNCS = {"count", "sum", "avg", "min", "max", "first", "last", "count_distinct",
          "collect", "percentile"} | set(PERCENTILES)
 COLLECT_MAX = 10000
+NUMERIC = {"sum", "avg", "percentile"} | set(PERCENTILES)
 
 
 class Usage(Exception):
@@ -426,6 +430,14 @@ def main(argv):
             t = None
             if opts["time"] is not None:
                 t = time_ms(get_path(exact, opts["time"]))
+            # An event whose aggregates cannot take it fails before it
+            # counts anywhere (late or not).
+            for _, func, path, _ in opts["aggs"]:
+                if path is None:
+                    continue
+                v = get_path(event, path)
+                if func in NUMERIC and v is not None and not is_number(v):
+                    raise Failed(f"{func}: not a number")
         except Failed:
             failed.append(lineno)
             continue

@@ -18,6 +18,7 @@ const REQUESTS: &str = "fixtures/windows/requests.ndjson";
 const OUT_OF_ORDER: &str = "fixtures/windows/out_of_order.ndjson";
 const SESSIONS: &str = "fixtures/windows/sessions.ndjson";
 const PURCHASES: &str = "fixtures/windows/purchases.ndjson";
+const BAD_VALUES: &str = "fixtures/windows/bad_values.ndjson";
 const REFERENCE: &str = "tests/window_reference.py";
 
 // ---------------------------------------------------------------------------
@@ -512,6 +513,54 @@ fn tumbling_per_service_matches_the_reference() {
     assert_eq!(values.last().unwrap()["window_end"], "2026-11-02T08:20:00Z");
     // No failure, nothing late: stderr holds only the stats line.
     assert_eq!(common::stderr(&run.out).lines().count(), 1);
+}
+
+/// Events an aggregate cannot take (a non-number for sum, avg or a
+/// percentile; a line that is no object) fail, before lateness is decided,
+/// in windows and group-bys alike, and the rest are aggregated as the
+/// reference says.
+#[test]
+fn events_the_aggregates_cannot_take_fail_as_the_reference_says() {
+    require_python!();
+    let aggs = [
+        "--agg",
+        "n=count",
+        "--agg",
+        "s=sum(.v)",
+        "--agg",
+        "m=avg(.v)",
+        "--agg",
+        "p=p50(.v)",
+        "--agg",
+        "c=collect(.w)",
+        "--agg",
+        "hi=max(.w)",
+    ];
+    let window = [
+        &["--window", "tumbling:1m", "--time", ".ts", "--key", ".k"][..],
+        &aggs,
+    ]
+    .concat();
+    let grouped = [&["--key", ".k"][..], &aggs].concat();
+    for (args, ref_extra, name) in [
+        (&window[..], &[][..], "window#1"),
+        (&grouped[..], &["--group"][..], "aggregate#1"),
+        (&aggs[..], &["--group"][..], "aggregate#1"),
+    ] {
+        let run = check_fixture(args, ref_extra, BAD_VALUES, name);
+        let failed: Vec<u64> = run
+            .dead_letter
+            .iter()
+            .filter(|r| !r["error"].as_str().unwrap().starts_with("late event"))
+            .map(|r| r["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(failed, [3, 4, 5, 8, 9], "{args:?}");
+        let stderr = common::stderr(&run.out);
+        assert!(
+            stderr.contains(":4: ") && stderr.contains("--agg s: sum: \"three\" is not a number"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
